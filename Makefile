@@ -1,0 +1,52 @@
+# The course's commands. Every target that needs Python sets up .venv first:
+# the first run installs the pinned environment (requirements.txt + this
+# package, editable); later runs reuse it, and a changed pin file reinstalls.
+#
+#   make test    the full test suite: utils, notebooks (nbval), harness
+#   make lab     JupyterLab at the repository root, nbgrader extensions on
+#   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
+#   make setup   only create/refresh .venv
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+LAB_ARGS ?=
+
+# TensorFlow logs to stderr on import unless both are set (see README).
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 0
+
+.PHONY: setup test lab bench clean-venv help
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the pinned environment into $(VENV) (the first time takes a few minutes; log: $(VENV)/install.log)"
+	@$(PY) -m pip install --disable-pip-version-check -r requirements.txt > $(VENV)/install.log 2>&1 \
+	  && $(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . >> $(VENV)/install.log 2>&1 \
+	  || { tail -n 30 $(VENV)/install.log; echo "pip install failed: see $(VENV)/install.log"; exit 1; }
+	@$(PY) -m pip check >> $(VENV)/install.log 2>&1 || { tail -n 10 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
+	@echo "Environment ready: $$($(PY) --version), torch $$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))'), tensorflow-cpu $$($(PY) -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Jupyter refuses to run as root without --allow-root; only pass it then.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ALLOW_ROOT) $(LAB_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_conv.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,39 @@
+"""nbgrader configuration of the CNN course.
+
+solutions/    instructor notebooks (solutions, visible and hidden tests): nbgrader's source
+assignments/  student notebooks generated from solutions/ (`nbgrader generate_assignment`)
+grading/      git-ignored: submissions, autograded copies, feedback, exchange, gradebook
+
+The gradebook is SQLite in grading/ unless NBGRADER_DB_URL names another
+SQLAlchemy URL (e.g. postgresql://user@host/gradebook for several graders).
+"""
+
+import os
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent
+GRADING = ROOT / "grading"
+
+# Kernels that grade or validate inherit this process's environment; TensorFlow
+# would otherwise log to stderr on import and nbgrader fails a test cell whose
+# output holds stderr. Both variables are needed.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "cnn-course"
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "assignments"
+c.CourseDirectory.submitted_directory = "grading/submitted"
+c.CourseDirectory.autograded_directory = "grading/autograded"
+c.CourseDirectory.feedback_directory = "grading/feedback"
+c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL", f"sqlite:///{GRADING / 'gradebook.db'}")
+
+# nbgrader's default exchange (/srv/nbgrader/exchange) does not exist on most machines.
+c.Exchange.root = str(GRADING / "exchange")
+
+c.ExecutePreprocessor.kernel_name = "python3"
+c.ExecutePreprocessor.timeout = 120  # seconds per cell
+c.ExecutePreprocessor.startup_timeout = 120
