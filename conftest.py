@@ -7,7 +7,8 @@ nbval or nbclient starts inherits this environment:
   still logs on import, and a graded cell with stderr output counts as failed);
 - Keras, matplotlib, IPython and Jupyter write into a temporary folder, never
   into the user's $HOME;
-- matplotlib draws off-screen.
+- matplotlib draws off-screen;
+- nothing tries the network (CNN_COURSE_OFFLINE=1).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ ROOT = pathlib.Path(__file__).resolve().parent
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 os.environ["MPLBACKEND"] = "Agg"
+# Tests and validated notebooks never reach for the network: load_mnist() goes
+# straight to the bundled subset (the download path is tested with file:// URLs).
+os.environ["CNN_COURSE_OFFLINE"] = "1"
 os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # debugpy's frozen-modules note on stderr
 
 _scratch = pathlib.Path(tempfile.mkdtemp(prefix="cnn-course-tests-"))
