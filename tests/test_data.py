@@ -114,7 +114,23 @@ def test_path_to_a_good_copy_loads_as_file(tmp_path):
 # --------------------------------------------------------------------------- download / cache
 
 
-def test_download_verifies_then_caches(tmp_path, capsys):
+
+@pytest.fixture
+def online(monkeypatch):
+    """Allow the download path: conftest.py sets CNN_COURSE_OFFLINE=1 for the whole session."""
+    monkeypatch.delenv("CNN_COURSE_OFFLINE", raising=False)
+
+
+def test_offline_switch_skips_the_download(tmp_path, monkeypatch, capsys):
+    # A file:// URL would succeed; with the switch set it is not even tried.
+    monkeypatch.setenv("CNN_COURSE_OFFLINE", "1")
+    result = data.load_mnist(cache_dir=tmp_path, url=(tmp_path / "mnist.npz").as_uri())
+    assert result.source == "bundled"
+    assert "CNN_COURSE_OFFLINE is set" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
+def test_download_verifies_then_caches(online, tmp_path, capsys):
     src = tmp_path / "served.npz"
     arrays = fake_keras_mnist(src)
     cache = tmp_path / "cache"
@@ -132,7 +148,7 @@ def test_download_verifies_then_caches(tmp_path, capsys):
     np.testing.assert_array_equal(r2.train[0], arrays["x_train"])
 
 
-def test_download_with_wrong_checksum_raises_and_caches_nothing(tmp_path):
+def test_download_with_wrong_checksum_raises_and_caches_nothing(online, tmp_path):
     src = tmp_path / "served.npz"
     fake_keras_mnist(src)
     cache = tmp_path / "cache"
@@ -143,7 +159,7 @@ def test_download_with_wrong_checksum_raises_and_caches_nothing(tmp_path):
     assert list(cache.iterdir()) == []
 
 
-def test_real_keras_checksum_rejects_another_file(tmp_path):
+def test_real_keras_checksum_rejects_another_file(online, tmp_path):
     # The default checksum is Keras' one; a file that is not the real mnist.npz fails it.
     src = tmp_path / "served.npz"
     fake_keras_mnist(src)
@@ -151,7 +167,7 @@ def test_real_keras_checksum_rejects_another_file(tmp_path):
         data.load_mnist(cache_dir=tmp_path / "c", url=src.as_uri(), verbose=False)
 
 
-def test_unreachable_url_falls_back_to_bundled_quickly(tmp_path, capsys):
+def test_unreachable_url_falls_back_to_bundled_quickly(online, tmp_path, capsys):
     start = time.perf_counter()
     r = data.load_mnist(cache_dir=tmp_path, url=UNREACHABLE, timeout=5)
     assert time.perf_counter() - start < 5

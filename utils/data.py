@@ -229,7 +229,8 @@ def load_mnist(
     Sources, first that works wins:
 
     1. ``'cache'``: ``mnist.npz`` (the Keras file, 60,000 + 10,000 digits) in
-       ``cache_dir``; when ``cache_dir`` is None also ``~/.keras/datasets/mnist.npz``
+       ``cache_dir``; when ``cache_dir`` is None also Keras's copy
+       ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets/mnist.npz``)
        (where Keras keeps it). It is used only if its sha256 is ``sha256``;
        a file that does not match is reported and skipped.
     2. ``'download'``: if ``download``, fetch ``url`` (timeout ``timeout``
@@ -305,7 +306,9 @@ def load_mnist(
     cache_dir = default_cache_dir() if cache_dir is None else pathlib.Path(cache_dir).expanduser()
     candidates = [cache_dir / MNIST_FILENAME]
     if cache_dir == default_cache_dir():
-        candidates.append(pathlib.Path("~/.keras/datasets").expanduser() / MNIST_FILENAME)
+        # Where Keras caches it: $KERAS_HOME/datasets, else ~/.keras/datasets.
+        keras_home = pathlib.Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
+        candidates.append(keras_home / "datasets" / MNIST_FILENAME)
 
     # 1. a verified cached copy of the full MNIST
     for candidate in candidates:
