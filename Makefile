@@ -5,6 +5,7 @@
 #   make test    the full test suite: utils, notebooks (nbval), harness
 #   make lab     JupyterLab at the repository root, nbgrader extensions on
 #   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
+#   make lectures  execute lecture notebooks in place (NB=lectures/02_*.ipynb for some)
 #   make setup   only create/refresh .venv
 
 PYTHON ?= python3
@@ -13,12 +14,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 LAB_ARGS ?=
+NB ?=
 
 # TensorFlow logs to stderr on import unless both are set (see README).
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup test lab bench clean-venv help
+.PHONY: setup test lab bench lectures clean-venv help
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -47,6 +49,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_conv.py
+
+lectures: $(STAMP)
+	$(PY) tools/run_notebooks.py $(NB)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,48 +1,26 @@
 """Test-session setup shared by tests/ and the notebook validation of lectures/.
 
 Runs before anything imports TensorFlow or starts a kernel, so every kernel
-nbval or nbclient starts inherits this environment:
-
-- TensorFlow stays quiet on stderr (both variables are needed: either alone
-  still logs on import, and a graded cell with stderr output counts as failed);
-- Keras, matplotlib, IPython and Jupyter write into a temporary folder, never
-  into the user's $HOME;
-- matplotlib draws off-screen;
-- nothing tries the network (CNN_COURSE_OFFLINE=1).
+nbval or nbclient starts inherits this environment (tools/notebook_env.py):
+TensorFlow quiet on stderr, no network, and Keras, matplotlib, IPython and
+Jupyter writing into a temporary folder instead of the user's $HOME.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import pathlib
 import shutil
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent
+from tools import notebook_env
 
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
-os.environ["MPLBACKEND"] = "Agg"
-# Tests and validated notebooks never reach for the network: load_mnist() goes
-# straight to the bundled subset (the download path is tested with file:// URLs).
-os.environ["CNN_COURSE_OFFLINE"] = "1"
-os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # debugpy's frozen-modules note on stderr
+ROOT = pathlib.Path(__file__).resolve().parent
 
 _scratch = pathlib.Path(tempfile.mkdtemp(prefix="cnn-course-tests-"))
 atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
-for variable, sub in {
-    "MPLCONFIGDIR": "matplotlib",
-    "KERAS_HOME": "keras",
-    "IPYTHONDIR": "ipython",
-    "JUPYTER_CONFIG_DIR": "jupyter/config",
-    "JUPYTER_DATA_DIR": "jupyter/data",
-    "JUPYTER_RUNTIME_DIR": "jupyter/runtime",
-    "CNN_COURSE_DATA": "cnn-course-data",
-}.items():
-    path = _scratch / sub
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ[variable] = str(path)
+notebook_env.apply(_scratch)
+
 # Fixture notebooks under tests/ are data for the harness tests, not lectures.
 collect_ignore_glob = ["tests/notebooks/*"]
 

@@ -1,0 +1,1 @@
+"""Maintainer tools: notebook execution and the environment tests and kernels share."""
