@@ -20,7 +20,11 @@ def notebooks(folder: str) -> list[pathlib.Path]:
 
 
 def code_cells(path: pathlib.Path) -> list[dict]:
-    return [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    for cell in cells:  # nbformat stores multi-line sources as lists of lines
+        if isinstance(cell["source"], list):
+            cell["source"] = "".join(cell["source"])
+    return cells
 
 
 LECTURES = notebooks("lectures")
@@ -58,10 +62,31 @@ def test_lecture_outputs_hold_no_error_or_warning(path):
                 )
 
 
+COLAB = "https://colab.research.google.com/github/cnn-course/cnn-course/blob/main/"
+
+
+def setup_cell_from_conventions() -> str:
+    """The setup cell as lectures/README.md prescribes it (the one shared code cell)."""
+    text = (ROOT / "lectures" / "README.md").read_text(encoding="utf-8")
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    return "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
+
+
 @pytest.mark.parametrize("path", LECTURES, ids=ids(LECTURES))
-def test_lecture_has_colab_badge_and_checked_outputs(path):
-    text = path.read_text(encoding="utf-8")
-    assert "colab.research.google.com/github/" in text, f"{path.name} has no Open-in-Colab badge"
+def test_lecture_header_has_its_own_colab_badge_then_the_setup_cell(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    header = "".join(cells[0]["source"])
+    assert cells[0]["cell_type"] == "markdown" and header.startswith("# ")
+    badge = COLAB + str(path.relative_to(ROOT))
+    assert badge in header, f"{path.name}: the first cell needs the Colab badge linking {badge}"
+    first_code = next(c for c in cells if c["cell_type"] == "code")
+    assert "".join(first_code["source"]).strip() == setup_cell_from_conventions().strip(), (
+        f"{path.name}: the first code cell must be the setup cell of lectures/README.md"
+    )
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=ids(LECTURES))
+def test_lecture_checks_its_key_outputs(path):
     assert any("# NBVAL_CHECK_OUTPUT" in c["source"] for c in code_cells(path)), (
         f"{path.name} has no # NBVAL_CHECK_OUTPUT cell: nothing it states is checked"
     )

@@ -314,3 +314,72 @@ def test_show_sliding_window_errors():
         viz.show_sliding_window(np.zeros((2, 4, 4)), 3)
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         viz.show_sliding_window(image, 3, stride=0)
+
+
+# --------------------------------------------------------------------------- conv steps
+
+
+def test_show_conv_steps_frames_taps_and_output_size():
+    fig = viz.show_conv_steps(7, 3, stride=2, dilation=1)
+    assert fig.output_size == (3, 3) and len(fig.axes) == 4
+    assert fig.steps == [(0, 0), (0, 1), (0, 2), (2, 2)]  # first row, then the last cell
+    # Frame 2 (output (0, 1)): 9 taps starting at column 2 (stride 2), the window, the output cell.
+    taps = rects(fig.axes[1])[:9]
+    assert sorted({(t.get_x(), t.get_y()) for t in taps}) == [
+        (x - 0.5, y - 0.5) for x in (2, 3, 4) for y in (0, 1, 2)
+    ]
+    window = rects(fig.axes[1])[9]
+    assert (window.get_width(), window.get_height(), window.get_linestyle()) == (3, 3, "-")
+    # Input and output drawn as two images: 7 x 7 input, 3 x 3 output; one done cell in frame 2.
+    images = fig.axes[1].get_images()
+    assert images[0].get_array().shape[:2] == (7, 7) and images[1].get_array().shape[:2] == (3, 3)
+    done = np.all(images[1].get_array() != 1.0, axis=-1)
+    assert done.sum() == 1 and done[0, 0]
+
+
+def test_show_conv_steps_dilation_padding_words_and_steps():
+    fig = viz.show_conv_steps(7, 3, dilation=2, steps=[4])
+    assert fig.output_size == (3, 3) and fig.steps == [(1, 1)]
+    taps = rects(fig.axes[0])[:9]
+    assert {t.get_x() + 0.5 for t in taps} == {1, 3, 5}  # every other column from 1
+    assert rects(fig.axes[0])[9].get_width() == 5 and rects(fig.axes[0])[9].get_linestyle() == "--"
+    # 'same' with an even kernel: TensorFlow pads 0 before and 1 after (see shapes.same_padding).
+    fig = viz.show_conv_steps(6, 2, padding="same", steps=[(0, 0)])
+    assert fig.output_size == (6, 6)
+    grid = fig.axes[0].get_images()[0].get_array()
+    assert grid.shape[:2] == (7, 7)
+    assert not np.allclose(grid[0, 0], grid[6, 6]) and np.allclose(grid[6, 6], grid[0, 6])
+    assert viz.show_conv_steps(5, 3, padding="full").output_size == (7, 7)
+    assert "padding 'same'" in fig._suptitle.get_text()
+
+
+def test_show_conv_steps_transposed_inserts_zeros():
+    # 2x2 -> 5x5 with kernel 3, stride 2: one zero between pixels, 2 around (d(k-1) - p).
+    fig = viz.show_conv_steps(2, 3, stride=2, transposed=True, steps=[0])
+    assert fig.output_size == (5, 5)
+    grid = fig.axes[0].get_images()[0].get_array()
+    assert grid.shape[:2] == (7, 7)
+    is_input = np.all(np.isclose(grid, grid[2, 2]), axis=-1)
+    assert sorted(zip(*np.nonzero(is_input), strict=True)) == [(2, 2), (2, 4), (4, 2), (4, 4)]
+    fig = viz.show_conv_steps(3, 3, stride=2, padding=1, output_padding=1, transposed=True)
+    assert fig.output_size == (6, 6)  # shapes.conv_transpose_output_size(3, 3, 2, 1, 1)
+    assert "inserting 1 zero(s)" in fig._suptitle.get_text()
+
+
+def test_show_conv_steps_errors():
+    with pytest.raises(ValueError, match="dilated kernel .* larger than the padded input"):
+        viz.show_conv_steps(4, 3, dilation=2)
+    with pytest.raises(ValueError, match="padding must be a non-negative int or"):
+        viz.show_conv_steps(4, 3, padding="half")
+    with pytest.raises(ValueError, match="output_padding is only used with transposed"):
+        viz.show_conv_steps(4, 3, output_padding=1)
+    with pytest.raises(ValueError, match="padding must be an int when transposed"):
+        viz.show_conv_steps(4, 3, padding="same", transposed=True)
+    with pytest.raises(ValueError, match="would crop its input"):
+        viz.show_conv_steps(4, 3, stride=2, padding=3, transposed=True)
+    with pytest.raises(ValueError, match="output_padding"):
+        viz.show_conv_steps(4, 3, stride=2, output_padding=2, transposed=True)
+    with pytest.raises(ValueError, match="outside the output grid"):
+        viz.show_conv_steps(5, 3, steps=[(3, 0)])
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        viz.show_conv_steps(5, 3, stride=0)

@@ -38,6 +38,7 @@ __all__ = [
     "confusion_matrix",
     "confusion_matrix_plot",
     "show_sliding_window",
+    "show_conv_steps",
 ]
 
 _BOX_COLORS = ("lime", "red", "deepskyblue", "orange", "magenta", "yellow", "cyan", "white")
@@ -946,4 +947,208 @@ def show_sliding_window(
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
     fig.tight_layout()
+    return fig
+
+
+_STEP_COLORS = {"input": "#9ecae1", "pad": "#e3e3e3", "done": "#a1d99b", "todo": "#ffffff"}
+
+
+def _conv_steps_axis(n, k, s, padding, d, transposed, op, axis):
+    """One axis of show_conv_steps: (grid size, input cells, output size, window step, pads)."""
+    from .shapes import conv_transpose_output_size, same_padding
+
+    k_eff = d * (k - 1) + 1
+    if transposed:
+        if isinstance(padding, str):
+            raise ValueError("padding must be an int when transposed=True (PyTorch's convention)")
+        p = non_negative_int(padding, "padding")
+        o = conv_transpose_output_size(n, k, s, p, op, d)  # checks output_padding
+        q = d * (k - 1) - p
+        if q < 0:
+            raise ValueError(
+                f"padding ({p}) larger than dilation*(kernel_size-1) ({d * (k - 1)}) along {axis}: "
+                "the transposed convolution would crop its input; this drawing needs "
+                "padding <= dilation*(kernel_size-1)"
+            )
+        grid = s * (n - 1) + 1 + 2 * q + op
+        return grid, q + s * np.arange(n), o, 1, (q, q + op)
+    if isinstance(padding, str):
+        word = padding.lower()
+        if word == "valid":
+            before = after = 0
+        elif word == "same":
+            before, after = same_padding(n, k, s, d)
+        elif word == "full":
+            before = after = d * (k - 1)
+        else:
+            raise ValueError(
+                f"padding must be a non-negative int or 'valid', 'same', 'full', got {padding!r}"
+            )
+    else:
+        before = after = non_negative_int(padding, "padding")
+    grid = n + before + after
+    if k_eff > grid:
+        raise ValueError(
+            f"the dilated kernel ({k_eff}) is larger than the padded input ({grid}) along {axis}: "
+            "need dilation*(kernel_size-1)+1 <= n + 2*padding"
+        )
+    return grid, before + np.arange(n), (grid - k_eff) // s + 1, s, (before, after)
+
+
+def show_conv_steps(
+    n,
+    kernel_size,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    transposed: bool = False,
+    output_padding=0,
+    steps=None,
+    max_steps: int = 4,
+    width: float = 10.0,
+    color: str = "tab:red",
+):
+    """A row of frames of a kernel sliding over its input: an animation printed on paper.
+
+    Each frame shows the (padded) input grid on the left, with the kernel's
+    taps filled in ``color`` and the window's outline (dashed when dilated),
+    and the output grid on the right: the cell being computed in ``color``,
+    the cells already computed in green. Input cells are blue, padding gray.
+
+    ``n``: input size, an int (square) or ``(H, W)``. ``kernel_size``,
+    ``stride``, ``dilation``: an int or a pair. ``padding``: a non-negative
+    int or pair (both sides, as PyTorch) or ``'valid'``, ``'same'``
+    (TensorFlow's: the odd extra pixel goes bottom/right, see
+    ``utils.shapes.same_padding``) or ``'full'`` (``d(k-1)`` on each side).
+
+    ``transposed=True`` draws a transposed convolution (PyTorch's int
+    ``padding`` and ``output_padding``) as the stride-1 convolution that
+    computes it (Dumoulin & Visin 2016, section 4): ``stride - 1`` zeros
+    between the input pixels, ``d(k-1) - padding`` zeros around them (plus
+    ``output_padding`` at the bottom/right), then a stride-1 window.
+
+    ``steps``: the output cells to draw, as ``(row, col)`` pairs or row-major
+    indices; default: the first row (up to ``max_steps - 1`` cells) and the
+    last cell. ``width``: figure width in inches. Returns the Figure (one
+    axes per frame) with ``fig.output_size = (oh, ow)`` and ``fig.steps``.
+    """
+    from matplotlib.colors import to_rgb, to_rgba
+    from matplotlib.patches import Patch, Rectangle
+
+    transposed = bool(transposed)
+    ns = as_tuple(n, 2, "n")
+    ks = as_tuple(kernel_size, 2, "kernel_size")
+    ss = as_tuple(stride, 2, "stride")
+    ds = as_tuple(dilation, 2, "dilation")
+    ops = as_tuple(output_padding, 2, "output_padding", check=non_negative_int)
+    if not transposed and any(ops):
+        raise ValueError("output_padding is only used with transposed=True")
+    pads = (padding, padding) if isinstance(padding, str) else as_tuple(
+        padding, 2, "padding", check=non_negative_int)
+    max_steps = positive_int(max_steps, "max_steps")
+    geo = [_conv_steps_axis(*args) for args in zip(ns, ks, ss, pads, ds, (transposed,) * 2, ops,
+                                                    ("rows", "columns"), strict=True)]
+    (hp, rows_in, oh, sh, pad_h), (wp, cols_in, ow, sw, pad_w) = geo
+    (kh, kw), (dh, dw) = ks, ds
+
+    # Which output cells to draw.
+    total = oh * ow
+    if steps is None:
+        if total <= max_steps:
+            flat = list(range(total))
+        else:
+            flat = list(range(min(ow, max_steps - 1))) + [total - 1]
+            flat = list(dict.fromkeys(flat))
+        positions = [divmod(i, ow) for i in flat]
+    else:
+        positions = []
+        for step in steps:
+            if isinstance(step, (tuple, list)):
+                r, c = as_tuple(step, 2, "steps", check=non_negative_int)
+            else:
+                r, c = divmod(non_negative_int(step, "steps"), ow)
+            if r >= oh or c >= ow:
+                raise ValueError(f"step {step!r} is outside the output grid of shape {(oh, ow)}")
+            positions.append((r, c))
+        if not positions:
+            raise ValueError("steps must name at least one output cell")
+
+    plt = _plt()
+    gap = 1.6
+    span_w, span_h = wp + gap + ow, max(hp, oh)
+    frames = len(positions)
+    cell = min(0.32, width / (frames * (span_w + 0.8)))
+    figsize = (cell * (span_w + 0.8) * frames, cell * span_h + 1.2)
+    fig, axes = plt.subplots(1, frames, figsize=figsize, squeeze=False, layout="constrained")
+    axes = axes[0]
+    base = np.empty((hp, wp, 3))
+    base[:] = to_rgb(_STEP_COLORS["pad"])
+    base[np.ix_(rows_in, cols_in)] = to_rgb(_STEP_COLORS["input"])
+    x0, y0 = wp + gap, (span_h - oh) / 2
+    order = np.arange(total).reshape(oh, ow)
+    face = to_rgba(color, 0.55)
+    for ax, (r, c) in zip(axes, positions, strict=True):
+        ax.imshow(base, extent=(-0.5, wp - 0.5, hp - 0.5, -0.5), interpolation="nearest")
+        out = np.empty((oh, ow, 3))
+        out[:] = to_rgb(_STEP_COLORS["todo"])
+        out[order < r * ow + c] = to_rgb(_STEP_COLORS["done"])
+        ax.imshow(out, extent=(x0 - 0.5, x0 + ow - 0.5, y0 + oh - 0.5, y0 - 0.5),
+                  interpolation="nearest")
+        for left, top, h, w in ((0, 0, hp, wp), (x0, y0, oh, ow)):
+            xs, ys = left + np.arange(w + 1) - 0.5, top + np.arange(h + 1) - 0.5
+            ax.vlines(xs, top - 0.5, top + h - 0.5, color="0.45", lw=0.6)
+            ax.hlines(ys, left - 0.5, left + w - 0.5, color="0.45", lw=0.6)
+        top, left = r * sh, c * sw
+        for i in range(kh):
+            for j in range(kw):
+                ax.add_patch(Rectangle((left + j * dw - 0.5, top + i * dh - 0.5), 1, 1,
+                                       facecolor=face, edgecolor=color, linewidth=1.0))
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), dw * (kw - 1) + 1, dh * (kh - 1) + 1,
+                               fill=False, edgecolor=color, linewidth=2.0,
+                               linestyle="--" if max(dh, dw) > 1 else "-"))
+        ax.add_patch(Rectangle((x0 + c - 0.5, y0 + r - 0.5), 1, 1, facecolor=face,
+                               edgecolor=color, linewidth=2.0))
+        ax.annotate("", xy=(x0 - 0.8, span_h / 2 - 0.5), xytext=(wp - 0.2, span_h / 2 - 0.5),
+                    arrowprops={"arrowstyle": "->", "color": "0.3"})
+        ax.set_title(f"output ({r}, {c})", fontsize=9)
+        ax.set_xlim(-0.7, x0 + ow - 0.3)
+        ax.set_ylim(span_h - 0.3, -0.7)
+        ax.set_aspect("equal")
+        ax.axis("off")
+
+    def pair(a, b):
+        return f"{a}" if a == b else f"({a}, {b})"
+
+    def size(a, b):
+        return f"{a}x{b}"
+
+    if transposed:
+        (q_top, q_bottom), (q_left, q_right) = pad_h, pad_w
+        title = (f"transposed: input {size(*ns)}, kernel {size(kh, kw)}, stride {pair(*ss)}, "
+                 f"padding {pair(*pads)}" + (f", output_padding {pair(*ops)}" if any(ops) else "")
+                 + (f", dilation {pair(dh, dw)}" if max(ds) > 1 else "")
+                 + f" -> output {size(oh, ow)}\n= stride-1 convolution after inserting "
+                 f"{pair(ss[0] - 1, ss[1] - 1)} zero(s) between pixels and "
+                 f"{pair(q_top, q_left)} around them" + (f" (+{pair(*ops)} bottom/right)" if any(ops) else ""))
+    else:
+        if isinstance(padding, str):
+            before, after = pad_h
+            sides = pair(pad_h, pad_w) if pad_h != pad_w else (
+                f"{before}" if before == after else f"{before} top/left, {after} bottom/right")
+            pad_text = f"padding '{padding.lower()}' ({sides})"
+        else:
+            pad_text = f"padding {pair(*pads)}"
+        title = (f"input {size(*ns)}, kernel {size(kh, kw)}, {pad_text}, stride {pair(*ss)}"
+                 + (f", dilation {pair(dh, dw)}" if max(ds) > 1 else "")
+                 + f" -> output {size(oh, ow)}")
+    fig.suptitle(title, fontsize=10)
+    handles = [Patch(facecolor=_STEP_COLORS["input"], edgecolor="0.45", label="input"),
+               Patch(facecolor=_STEP_COLORS["pad"], edgecolor="0.45",
+                     label="zeros (padding, inserted)" if transposed else "padding (zeros)"),
+               Patch(facecolor=face, edgecolor=color, label="kernel taps / current output"),
+               Patch(facecolor=_STEP_COLORS["done"], edgecolor="0.45", label="outputs so far")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    fig.output_size = (oh, ow)
+    fig.steps = positions
     return fig
