@@ -300,6 +300,21 @@ def test_show_sliding_window_progressive_and_given_output():
     assert len(fig.axes[1].texts) == 0  # no output given: blank cells
 
 
+def test_show_sliding_window_draws_into_given_axes():
+    image = np.arange(16).reshape(4, 4)
+    kernel = np.ones((3, 3), int)
+    fig, axes = plt.subplots(2, 4)
+    for k, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        pair = axes.ravel()[2 * k: 2 * k + 2]
+        assert viz.show_sliding_window(image, 3, position=(i, j), kernel=kernel, axes=pair) is fig
+    assert len(fig.axes) == 8  # no new figure, no extra axes
+    assert texts(axes[1, 3]) == [str(image[i:i + 3, j:j + 3].sum()) for i in (0, 1) for j in (0, 1)]
+    window = rects(axes[1, 2])[-1]  # step (1, 1): the window starts at row 1, column 1
+    assert (window.get_x(), window.get_y()) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="axes must be a pair"):
+        viz.show_sliding_window(image, 3, axes=axes[0])
+
+
 def test_show_sliding_window_errors():
     image = np.zeros((4, 4))
     with pytest.raises(ValueError, match="position .* must be inside the output grid"):
@@ -383,3 +398,51 @@ def test_show_conv_steps_errors():
         viz.show_conv_steps(5, 3, steps=[(3, 0)])
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         viz.show_conv_steps(5, 3, stride=0)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def test_show_pooling_windows_outputs_and_max_marks():
+    from matplotlib.patches import Circle
+
+    x = np.array([[1, 3, 2, 1], [4, 6, 5, 0], [3, 1, 1, 2], [0, 2, 7, 8]])
+    fig = viz.show_pooling(x, 2)
+    assert len(fig.axes) == 4  # input, max, avg, sum
+    assert fig.outputs["max"].tolist() == [[6, 5], [3, 8]]
+    assert fig.outputs["avg"].tolist() == [[3.5, 2.0], [1.5, 4.5]]
+    assert fig.outputs["sum"].tolist() == [[14, 8], [6, 18]]
+    assert texts(fig.axes[1]) == ["6", "5", "3", "8"]
+    assert texts(fig.axes[3]) == ["14", "8", "6", "18"]
+    ax_in = fig.axes[0]
+    assert len(ax_in.texts) == 16
+    # Two rectangles (fill, outline) per window; window (1, 0) covers rows 2-3, columns 0-1.
+    outlines = [r for r in rects(ax_in) if not r.get_fill()]
+    assert len(outlines) == 4
+    assert (outlines[2].get_x(), outlines[2].get_y(), outlines[2].get_width()) == (-0.5, 1.5, 2)
+    circles = [p for p in ax_in.patches if isinstance(p, Circle)]
+    assert sorted(c.center for c in circles) == [(0, 2), (1, 1), (2, 1), (3, 3)]  # (col, row)
+
+
+def test_show_pooling_overlapping_windows_single_mode_and_ties():
+    x = np.zeros((5, 5))
+    fig = viz.show_pooling(x, 3, stride=2, modes="max")
+    assert len(fig.axes) == 2 and fig.outputs["max"].shape == (2, 2)
+    from matplotlib.patches import Circle
+
+    circles = [p for p in fig.axes[0].patches if isinstance(p, Circle)]
+    # All values tie: each window marks its first (top-left) cell, as PyTorch routes the gradient.
+    assert sorted(c.center for c in circles) == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    fig = viz.show_pooling(x, 2, modes=("avg",))
+    assert not [p for p in fig.axes[0].patches if isinstance(p, Circle)]
+
+
+def test_show_pooling_errors():
+    with pytest.raises(ValueError, match="modes must be"):
+        viz.show_pooling(np.zeros((4, 4)), 2, modes=("median",))
+    with pytest.raises(ValueError, match="must fit in the input"):
+        viz.show_pooling(np.zeros((4, 4)), 5)
+    with pytest.raises(ValueError, match="x must be a non-empty 2-D"):
+        viz.show_pooling(np.zeros((1, 4, 4)), 2)
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        viz.show_pooling(np.zeros((4, 4)), 2, stride=0)

@@ -39,6 +39,7 @@ __all__ = [
     "confusion_matrix_plot",
     "show_sliding_window",
     "show_conv_steps",
+    "show_pooling",
 ]
 
 _BOX_COLORS = ("lime", "red", "deepskyblue", "orange", "magenta", "yellow", "cyan", "white")
@@ -844,6 +845,7 @@ def show_sliding_window(
     fmt: str | None = None,
     cell_size: float = 0.45,
     color: str = "tab:red",
+    axes=None,
 ):
     """One step of a convolution: the input grid with the current window, and the output grid.
 
@@ -858,7 +860,10 @@ def show_sliding_window(
     computed from ``kernel`` (cross-correlation, as in CNN layers) if given,
     else the cells are left blank. ``progressive=True`` fills only the cells up
     to ``position`` (row-major order): draw every position to make an
-    animation. Returns the Figure (2 axes: input, output).
+    animation. ``axes``: a pair of matplotlib axes ``(input, output)`` to draw
+    into (e.g. one row of ``plt.subplots(2, 4)``, to put several steps in one
+    figure); by default a new figure. Returns the Figure (2 axes: input,
+    output; with ``axes`` given, the figure that holds them).
     """
     from matplotlib.patches import Rectangle
 
@@ -898,10 +903,19 @@ def show_sliding_window(
             )
 
     plt = _plt()
-    fig, (ax_in, ax_out) = plt.subplots(
-        1, 2, figsize=(cell_size * (Wp + ow) + 1.5, cell_size * max(Hp, oh) + 0.8),
-        gridspec_kw={"width_ratios": [Wp, max(ow, 1)]},
-    )
+    if axes is None:
+        fig, (ax_in, ax_out) = plt.subplots(
+            1, 2, figsize=(cell_size * (Wp + ow) + 1.5, cell_size * max(Hp, oh) + 0.8),
+            gridspec_kw={"width_ratios": [Wp, max(ow, 1)]},
+        )
+    else:
+        pair = list(np.ravel(np.asarray(axes, dtype=object)))
+        if len(pair) != 2:
+            raise ValueError(
+                f"axes must be a pair of matplotlib axes (input, output), got {len(pair)}"
+            )
+        ax_in, ax_out = pair
+        fig = ax_in.figure
     lo, hi = float(img.min()), float(img.max())
     if lo == hi:
         lo, hi = lo - 1, hi + 1
@@ -946,7 +960,8 @@ def show_sliding_window(
         ax.set_yticks([])
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
-    fig.tight_layout()
+    if axes is None:
+        fig.tight_layout()
     return fig
 
 
@@ -1151,4 +1166,101 @@ def show_conv_steps(
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     fig.output_size = (oh, ow)
     fig.steps = positions
+    return fig
+
+
+_POOL_MODES = ("max", "avg", "sum")
+_POOL_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown",
+                "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+
+
+def show_pooling(
+    x,
+    kernel_size,
+    stride=None,
+    modes=("max", "avg", "sum"),
+    *,
+    fmt: str | None = None,
+    cell_size: float = 0.55,
+    mark_max: bool = True,
+):
+    """The windows of a 2-D pooling, each in its own colour, and the pooled outputs.
+
+    Left: the input ``x`` ``(H, W)`` (small, e.g. 4 x 4) with its numbers; each
+    pooling window is outlined and lightly filled in its own colour (window
+    ``(i, j)`` covers rows ``i*sh .. i*sh + kh - 1`` and columns
+    ``j*sw .. j*sw + kw - 1``). With ``mark_max`` (and ``'max'`` in ``modes``)
+    the maximum of each window is circled: the first one in row-major order on
+    ties, the input that receives the window's gradient in the backward pass.
+    Right: one output grid per mode (``'max'``, ``'avg'``, ``'sum'``), cell
+    ``(i, j)`` in the colour of window ``(i, j)``, with its value computed by
+    ``utils.conv`` (no padding, floor mode: ``o = floor((n - k)/s) + 1``).
+
+    ``kernel_size``, ``stride`` (default: ``kernel_size``): an int or a pair.
+    Returns the Figure (1 + len(modes) axes) with ``fig.outputs``, a dict
+    mode -> ``(H_out, W_out)`` array.
+    """
+    from matplotlib.patches import Circle, Rectangle
+
+    from .conv import avg_pool2d, max_pool2d, sum_pool2d
+
+    img = _numpy(x, "x")
+    if img.ndim != 2 or img.size == 0:
+        raise ValueError(f"x must be a non-empty 2-D (H, W) array, got shape {img.shape}")
+    kh, kw = as_tuple(kernel_size, 2, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else as_tuple(stride, 2, "stride")
+    if isinstance(modes, str):
+        modes = (modes,)
+    modes = tuple(modes)
+    if not modes or any(m not in _POOL_MODES for m in modes):
+        raise ValueError(f"modes must be a non-empty sequence of {_POOL_MODES}, got {modes!r}")
+    h, w = img.shape
+    if kh > h or kw > w:
+        raise ValueError(f"kernel_size {(kh, kw)} must fit in the input of shape {(h, w)}")
+    pool = {"max": max_pool2d, "avg": avg_pool2d, "sum": sum_pool2d}
+    x4 = img[None, None]
+    outputs = {m: pool[m](x4, (kh, kw), (sh, sw))[0, 0] for m in modes}
+    oh, ow = next(iter(outputs.values())).shape
+    colors = [_POOL_COLORS[k % len(_POOL_COLORS)] for k in range(oh * ow)]
+
+    plt = _plt()
+    widths = [w] + [ow] * len(modes)
+    figsize = (cell_size * (sum(widths) + 1.2 * len(widths)), cell_size * h + 0.9)
+    fig, axes = plt.subplots(1, 1 + len(modes), figsize=figsize,
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    axes = axes[0]
+    ax_in = axes[0]
+    # White cells with black numbers: every value lies far below the top of the colour scale.
+    _draw_matrix(ax_in, img, fmt=fmt, cmap="Greys", vmin=0, vmax=1e30, show_values=True,
+                 fontsize=None)
+    ax_in.set_title(f"input {h}x{w}\nwindow {kh}x{kw}, stride {sh if sh == sw else (sh, sw)}",
+                    fontsize=9)
+    inset = 0.06 if (sh < kh or sw < kw) else 0.0  # overlapping windows: keep outlines apart
+    for i in range(oh):
+        for j in range(ow):
+            k = i * ow + j
+            d = inset * (k % 3)
+            top, left = i * sh, j * sw
+            ax_in.add_patch(Rectangle((left - 0.5 + d, top - 0.5 + d), kw - 2 * d, kh - 2 * d,
+                                      facecolor=colors[k], alpha=0.18, edgecolor="none"))
+            ax_in.add_patch(Rectangle((left - 0.5 + d, top - 0.5 + d), kw - 2 * d, kh - 2 * d,
+                                      fill=False, edgecolor=colors[k], linewidth=2.5))
+            if mark_max and "max" in modes:
+                window = img[top:top + kh, left:left + kw]
+                r, c = divmod(int(np.argmax(window)), kw)
+                ax_in.add_patch(Circle((left + c, top + r), 0.4, fill=False, edgecolor=colors[k],
+                                       linewidth=1.8))
+    names = {"max": "max pooling", "avg": "average pooling", "sum": "sum pooling"}
+    for ax, mode in zip(axes[1:], modes, strict=True):
+        out = outputs[mode]
+        _draw_matrix(ax, out, fmt=fmt, cmap="Greys", vmin=0, vmax=1e30, show_values=True,
+                     fontsize=None)
+        for i in range(oh):
+            for j in range(ow):
+                k = i * ow + j
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=colors[k], alpha=0.25,
+                                       edgecolor=colors[k], linewidth=2.5))
+        ax.set_title(f"{names[mode]}\n{oh}x{ow}", fontsize=9)
+    fig.tight_layout()
+    fig.outputs = outputs
     return fig
