@@ -14,6 +14,7 @@ Modules (one concept each):
 - ``data``:    MNIST (cache, download, bundled subset), digits, synthetic sets.
 - ``device``:  CUDA or CPU for PyTorch and TensorFlow, seeding, quiet logs.
 - ``viz``:     image grids, kernels, feature maps, curves, boxes, masks.
+- ``grading``: the checks students and the autograder share.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz")
+_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz", "grading")
 
 __all__ = list(_SUBMODULES)
 
