@@ -37,3 +37,11 @@ c.Exchange.root = str(GRADING / "exchange")
 c.ExecutePreprocessor.kernel_name = "python3"
 c.ExecutePreprocessor.timeout = 120  # seconds per cell
 c.ExecutePreprocessor.startup_timeout = 120
+
+# Feedback goes to students: strip the hidden tests' source from it (nbgrader's
+# default feedback shows them, jupyter/nbgrader#917, #1156).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

@@ -107,3 +107,19 @@ def test_numerical_gradient_matches_the_analytic_one():
     np.testing.assert_allclose(numeric, dout @ w.T, rtol=1e-7, atol=1e-9)
     with pytest.raises(TypeError, match="float64"):
         g.numerical_gradient(lambda x: x, x.astype(np.float32), dout)
+
+
+def test_hidden_checks_never_show_reference_values():
+    @g.graded
+    def check_add_one(fn, hidden=False):
+        x = np.array([1.0, 2.0])
+        g.check_close(fn(x), x + 1, "add_one")
+
+    check_add_one(lambda x: x + 1, hidden=True)
+    with pytest.raises(g.CheckError) as visible:
+        check_add_one(lambda x: x + 2)
+    assert "expected 2" in str(visible.value)
+    with pytest.raises(g.CheckError) as hidden:
+        check_add_one(lambda x: x + 2, hidden=True)
+    assert str(hidden.value) == "add_one: output values are wrong on a hidden test case (2 of 2 values differ)"
+    assert hidden.value.__cause__ is None and hidden.value.__suppress_context__

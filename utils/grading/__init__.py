@@ -28,6 +28,8 @@ Nothing here writes to stderr: nbgrader scores a test cell with stderr output as
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import hashlib
 import dataclasses
 import importlib
@@ -55,6 +57,7 @@ __all__ = [
     "passed",
     "to_numpy",
     "numerical_gradient",
+    "graded",
 ]
 
 SEED_VARIABLE = "CNN_COURSE_GRADER_SEED"
@@ -63,6 +66,32 @@ SEED_FILE = pathlib.Path(__file__).resolve().parents[2] / ".grader_secret"
 
 class CheckError(AssertionError):
     """A named check failed. ``str(error)`` is the message for the student."""
+
+
+# True while a hidden check runs: messages then name mistakes and shapes but
+# never the reference's values (feedback must not reveal hidden answers).
+_HIDDEN = contextvars.ContextVar("cnn_course_hidden_check", default=False)
+
+
+def graded(check_function: Callable) -> Callable:
+    """Decorator for ``check_<fn>(fn, ..., hidden=False)`` functions.
+
+    While a hidden check runs, :func:`check_close` leaves reference values out
+    of its messages. A failed check is re-raised without the chain of internal
+    frames, so the student's traceback ends at the message.
+    """
+
+    @functools.wraps(check_function)
+    def wrapper(*args, hidden: bool = False, **kwargs):
+        token = _HIDDEN.set(bool(hidden))
+        try:
+            return check_function(*args, hidden=hidden, **kwargs)
+        except CheckError as error:
+            raise type(error)(str(error)) from None
+        finally:
+            _HIDDEN.reset(token)
+
+    return wrapper
 
 
 class ForbiddenCall(CheckError):
@@ -207,13 +236,18 @@ def check_close(
             raise CheckError(f"{function}: {what} is wrong: {mistake.message}")
     if array.shape != expected.shape:
         raise CheckError(f"{function}: {what} shape is {array.shape}, expected {expected.shape}")
+    differ = int(np.count_nonzero(~np.isclose(array, expected, rtol=rtol, atol=atol)))
+    if _HIDDEN.get():
+        raise CheckError(
+            f"{function}: {what} values are wrong on a hidden test case "
+            f"({differ} of {expected.size} values differ)"
+        )
     difference = np.abs(array.astype(np.float64) - expected.astype(np.float64))
     index = np.unravel_index(int(np.nanargmax(np.where(np.isnan(difference), np.inf, difference))), difference.shape)
     raise CheckError(
         f"{function}: {what} values are wrong: at index {tuple(int(i) for i in index)} got "
         f"{array[index]:.6g}, expected {expected[index]:.6g} "
-        f"({int(np.count_nonzero(~np.isclose(array, expected, rtol=rtol, atol=atol)))} of "
-        f"{expected.size} values differ)"
+        f"({differ} of {expected.size} values differ)"
     )
 
 
