@@ -6,6 +6,9 @@
 #   make lab     JupyterLab at the repository root, nbgrader extensions on
 #   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
 #   make lectures  execute lecture notebooks in place (NB=lectures/02_*.ipynb for some)
+#   make release regenerate the student notebooks assignments/ from solutions/ (nbgrader)
+#   make grade   autograde grading/submitted/*, feedback, grades CSV, table (A=a1_numpy_convolution for one)
+#   make demo    the whole grading pipeline on the example class in examples/submissions
 #   make setup   only create/refresh .venv
 
 PYTHON ?= python3
@@ -15,12 +18,13 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 NB ?=
+A ?=
 
 # TensorFlow logs to stderr on import unless both are set (see README).
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup test lab bench lectures clean-venv help
+.PHONY: setup test lab bench lectures release grade demo clean-venv help
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -52,6 +56,15 @@ bench: $(STAMP)
 
 lectures: $(STAMP)
 	$(PY) tools/run_notebooks.py $(NB)
+
+release: $(STAMP)
+	$(PY) tools/course.py release
+
+grade: $(STAMP)
+	$(PY) tools/course.py grade $(A)
+
+demo: $(STAMP)
+	$(PY) tools/course.py demo
 
 clean-venv:
 	rm -rf $(VENV)

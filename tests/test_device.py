@@ -81,16 +81,17 @@ def test_describe_device_says_cpu_here(torch, monkeypatch):
 
 
 def test_seed_everything_repeats_numpy_random_and_torch(torch):
-    assert device.seed_everything(123) == ("random", "numpy", "PYTHONHASHSEED", "torch")
+    # tensorflow=False: whether an earlier test imported TensorFlow must not matter here.
+    assert device.seed_everything(123, tensorflow=False) == ("random", "numpy", "PYTHONHASHSEED", "torch")
     a = (np.random.rand(3), random.random(), torch.randn(3))
-    device.seed_everything(123)
+    device.seed_everything(123, tensorflow=False)
     b = (np.random.rand(3), random.random(), torch.randn(3))
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1] == b[1] and torch.equal(a[2], b[2])
     assert os.environ["PYTHONHASHSEED"] == "123"
     device.seed_everything(124)
     assert not np.array_equal(np.random.rand(3), a[0])
-    assert device.seed_everything(1, torch=False) == ("random", "numpy", "PYTHONHASHSEED")
+    assert device.seed_everything(1, torch=False, tensorflow=False) == ("random", "numpy", "PYTHONHASHSEED")
     with pytest.raises(ValueError, match="seed must be in"):
         device.seed_everything(-1)
     with pytest.raises(TypeError, match="seed must be an integer"):
@@ -110,12 +111,12 @@ def test_seed_everything_does_not_import_frameworks():
 
 
 def test_set_deterministic_torch(torch):
-    assert device.set_deterministic(True) == ("CUBLAS_WORKSPACE_CONFIG", "torch")
+    assert device.set_deterministic(True, tensorflow=False) == ("CUBLAS_WORKSPACE_CONFIG", "torch")
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-    device.set_deterministic(False)
+    device.set_deterministic(False, tensorflow=False)
     assert not torch.are_deterministic_algorithms_enabled()
     assert not torch.backends.cudnn.deterministic
     assert torch.backends.cudnn.allow_tf32

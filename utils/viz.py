@@ -1139,7 +1139,7 @@ def show_conv_steps(
         return f"{a}x{b}"
 
     if transposed:
-        (q_top, q_bottom), (q_left, q_right) = pad_h, pad_w
+        (q_top, _), (q_left, _) = pad_h, pad_w
         title = (f"transposed: input {size(*ns)}, kernel {size(kh, kw)}, stride {pair(*ss)}, "
                  f"padding {pair(*pads)}" + (f", output_padding {pair(*ops)}" if any(ops) else "")
                  + (f", dilation {pair(dh, dw)}" if max(ds) > 1 else "")

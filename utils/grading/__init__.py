@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import hashlib
-import dataclasses
 import importlib
 import os
 import pathlib
@@ -376,7 +376,9 @@ def forbid(function: Callable, targets: Sequence[str], function_name: str, hint:
             raise ForbiddenCall(
                 f"{function_name} uses {forbidden_ids[id(value)]} (as {name!r}): {hint}"
             )
-        if isinstance(value, types.ModuleType) and value.__name__ in forbidden_modules and value.__name__.startswith("utils"):
+        # A whole course module (``import utils.conv as c``) is forbidden too.
+        is_module = isinstance(value, types.ModuleType)
+        if is_module and value.__name__ in forbidden_modules and value.__name__.startswith("utils"):
             raise ForbiddenCall(f"{function_name} uses the module {value.__name__} (as {name!r}): {hint}")
 
     def tripwire(dotted):

@@ -1,0 +1,379 @@
+"""Instructor commands: release assignments, grade a class, run the demo.
+
+    python tools/course.py release [ASSIGNMENT ...]    regenerate assignments/ from solutions/
+    python tools/course.py check-release               fail if assignments/ is stale
+    python tools/course.py grade [ASSIGNMENT ...]      autograde, feedback, export, table
+    python tools/course.py demo                        the whole pipeline on example submissions
+
+nbgrader does the work (it stays the system of record: gradebook, formgrader,
+feedback, export); this script runs its commands in the right order with the
+course's settings. Grading state lives in one folder (default ``grading/``,
+git-ignored; ``--state DIR`` for another):
+
+    DIR/submitted/<student>/<assignment>/<assignment>.ipynb   what students handed in
+    DIR/release/        assignments as generated for this gradebook
+    DIR/autograded/     executed copies with scores
+    DIR/feedback/       HTML per student (hidden tests and reference values removed)
+    DIR/gradebook.db    SQLite gradebook (or $NBGRADER_DB_URL, e.g. PostgreSQL)
+    DIR/grades.csv      nbgrader's export
+
+Hidden tests draw their inputs from the grader's secret seed:
+``$CNN_COURSE_GRADER_SEED``, else the git-ignored file ``.grader_secret``,
+which ``grade`` creates with a random seed the first time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SOLUTIONS = ROOT / "solutions"
+ASSIGNMENTS = ROOT / "assignments"
+EXAMPLES = ROOT / "examples" / "submissions"
+SEED_FILE = ROOT / ".grader_secret"
+SEED_VARIABLE = "CNN_COURSE_GRADER_SEED"
+
+HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden=True")
+
+
+class PipelineError(RuntimeError):
+    """A step of the pipeline failed; the message says which and why."""
+
+
+def assignment_ids(requested: list[str] | None = None) -> list[str]:
+    available = sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
+    if not requested:
+        return available
+    unknown = sorted(set(requested) - set(available))
+    if unknown:
+        raise PipelineError(f"unknown assignment(s) {unknown}; solutions/ has {available}")
+    return list(requested)
+
+
+class Nbgrader:
+    """Runs nbgrader commands against one grading state folder."""
+
+    def __init__(self, state: pathlib.Path, release_dir: pathlib.Path | None = None, db_url: str | None = None):
+        self.state = state.resolve()
+        self.release_dir = (release_dir or self.state / "release").resolve()
+        default_db = f"sqlite:///{self.state / 'gradebook.db'}"
+        self.db_url = db_url or (os.environ.get("NBGRADER_DB_URL") if state == ROOT / "grading" else None) or default_db
+        self.executable = pathlib.Path(sys.executable).with_name("nbgrader")
+
+    def flags(self) -> list[str]:
+        def rel(path: pathlib.Path) -> str:
+            return os.path.relpath(path, ROOT)
+
+        return [
+            f"--CourseDirectory.release_directory={rel(self.release_dir)}",
+            f"--CourseDirectory.submitted_directory={rel(self.state / 'submitted')}",
+            f"--CourseDirectory.autograded_directory={rel(self.state / 'autograded')}",
+            f"--CourseDirectory.feedback_directory={rel(self.state / 'feedback')}",
+            f"--CourseDirectory.db_url={self.db_url}",
+            f"--Exchange.root={self.state / 'exchange'}",
+        ]
+
+    def run(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(self.executable), *args, *self.flags()]
+        result = subprocess.run(command, cwd=ROOT, env=env or os.environ.copy(), capture_output=True, text=True)
+        if check and result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+            raise PipelineError(f"nbgrader {' '.join(args)} failed (exit {result.returncode}):\n{tail}")
+        return result
+
+
+def grading_env(seed: int) -> dict:
+    env = os.environ.copy()
+    env.update({
+        SEED_VARIABLE: str(seed),
+        # TensorFlow would otherwise log to stderr on import: nbgrader scores a
+        # test cell with stderr output as 0. Both variables are needed.
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "CNN_COURSE_OFFLINE": env.get("CNN_COURSE_OFFLINE", "1"),
+    })
+    return env
+
+
+def grader_seed(create: bool = True) -> int:
+    text = os.environ.get(SEED_VARIABLE)
+    if text is None and SEED_FILE.is_file():
+        text = SEED_FILE.read_text().strip()
+    if text:
+        try:
+            return int(text)
+        except ValueError:
+            raise PipelineError(f"the grader seed must be an integer, got {text!r}") from None
+    if not create:
+        raise PipelineError(f"no grader seed: set {SEED_VARIABLE} or create {SEED_FILE.name}")
+    seed = secrets.randbelow(2**31)
+    SEED_FILE.write_text(f"{seed}\n")
+    SEED_FILE.chmod(0o600)
+    print(f"created {SEED_FILE.name} with a new random grader seed (keep it secret, keep it for regrades)")
+    return seed
+
+
+# ---------------------------------------------------------------------------
+# release
+
+
+def release(ids: list[str], release_dir: pathlib.Path = ASSIGNMENTS) -> list[pathlib.Path]:
+    """Generate student notebooks from solutions/ into ``release_dir`` (nbgrader generate_assignment)."""
+    written = []
+    with tempfile.TemporaryDirectory(prefix="cnn-course-release-") as scratch:
+        nbgrader = Nbgrader(pathlib.Path(scratch), release_dir=release_dir,
+                            db_url=f"sqlite:///{pathlib.Path(scratch) / 'gradebook.db'}")
+        for aid in ids:
+            nbgrader.run("generate_assignment", aid, "--force", env=grading_env(0))
+            for path in sorted((release_dir / aid).glob("*.ipynb")):
+                normalize_release(path)
+                written.append(path)
+    return written
+
+
+def normalize_release(path: pathlib.Path) -> None:
+    """Drop what changes from run to run, so a regenerated release is byte-identical."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    nbformat.write(nb, path)
+
+
+def comparable(path: pathlib.Path) -> dict:
+    """A notebook as JSON without nbgrader's volatile metadata."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+        cell.get("metadata", {}).pop("execution", None)
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+    return nb
+
+
+def check_release(ids: list[str]) -> list[str]:
+    """Differences between the committed assignments/ and a fresh release; empty when up to date."""
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="cnn-course-check-") as scratch:
+        fresh_dir = pathlib.Path(scratch) / "assignments"
+        release(ids, release_dir=fresh_dir)
+        for aid in ids:
+            fresh = {p.name: p for p in (fresh_dir / aid).glob("*.ipynb")}
+            committed = {p.name: p for p in (ASSIGNMENTS / aid).glob("*.ipynb")}
+            for name in sorted(set(fresh) | set(committed)):
+                if name not in committed:
+                    problems.append(f"assignments/{aid}/{name} is missing: run `make release`")
+                elif name not in fresh:
+                    problems.append(f"assignments/{aid}/{name} has no source in solutions/{aid}")
+                elif comparable(fresh[name]) != comparable(committed[name]):
+                    problems.append(f"assignments/{aid}/{name} differs from solutions/{aid}: run `make release`")
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# grade
+
+
+def students_of(state: pathlib.Path, aid: str) -> list[str]:
+    submitted = state / "submitted"
+    if not submitted.is_dir():
+        return []
+    return sorted(p.name for p in submitted.iterdir() if (p / aid).is_dir())
+
+
+def failing_messages(autograded: pathlib.Path) -> dict[str, str]:
+    """grade_id -> the last line of the error a failing test cell printed."""
+    import nbformat
+
+    messages = {}
+    for path in autograded.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if not meta.get("grade") or cell.cell_type != "code":
+                continue
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    messages[meta["grade_id"]] = f"{output['ename']}: {output['evalue']}"[:300]
+                elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    messages.setdefault(meta["grade_id"], "wrote to stderr: " + output["text"].strip()[:200])
+    return messages
+
+
+def check_feedback(state: pathlib.Path) -> list[str]:
+    """Feedback files that would reveal hidden tests."""
+    leaks = []
+    for html in (state / "feedback").glob("*/*/*.html"):
+        text = html.read_text(encoding="utf-8", errors="replace")
+        for marker in HIDDEN_MARKERS:
+            if marker in text:
+                leaks.append(f"{html.relative_to(state)} contains {marker!r}")
+    return leaks
+
+
+def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
+          students: list[str] | None = None) -> dict:
+    """Autograde every submission in ``state/submitted`` (or only ``students``'), then feedback, export.
+
+    Returns ``{student: {assignment: {"score", "max_score", "tests": {grade_id: (score, max)},
+    "messages": {grade_id: text}}}}``.
+    """
+    from nbgrader.api import Gradebook
+
+    nbgrader = Nbgrader(state)
+    env = grading_env(seed)
+    state.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    def selected(aid):
+        return [s for s in students_of(state, aid) if students is None or s in students]
+
+    for aid in ids:
+        if not quiet:
+            print(f"{aid}: releasing into the gradebook, then grading {len(selected(aid))} submission(s)")
+        nbgrader.run("generate_assignment", aid, "--force", env=env)
+        for student in selected(aid):
+            started = time.perf_counter()
+            nbgrader.run("autograde", aid, "--student", student, "--force", env=env)
+            if not quiet:
+                print(f"  autograded {student:12s} {time.perf_counter() - started:5.1f} s")
+        if selected(aid):
+            nbgrader.run("generate_feedback", aid, "--force", env=env)
+    nbgrader.run("export", f"--to={state / 'grades.csv'}", env=env)
+    leaks = check_feedback(state)
+    if leaks:
+        raise PipelineError("feedback would reveal hidden tests:\n  " + "\n  ".join(leaks))
+
+    with Gradebook(nbgrader.db_url) as gradebook:
+        for aid in ids:
+            for student in selected(aid):
+                submission = gradebook.find_submission(aid, student)
+                tests = {}
+                for notebook in submission.notebooks:
+                    for grade_row in notebook.grades:
+                        tests[grade_row.name] = (float(grade_row.score), float(grade_row.max_score))
+                results.setdefault(student, {})[aid] = {
+                    "score": float(submission.score),
+                    "max_score": float(submission.max_score),
+                    "tests": tests,
+                    "messages": failing_messages(state / "autograded" / student / aid),
+                }
+    return results
+
+
+def print_table(results: dict, ids: list[str]) -> None:
+    header = f"{'student':12s}" + "".join(f"{aid:>26s}" for aid in ids) + f"{'total':>14s}"
+    print(header)
+    print("-" * len(header))
+    for student in sorted(results):
+        row, total, total_max = f"{student:12s}", 0.0, 0.0
+        for aid in ids:
+            entry = results[student].get(aid)
+            if entry is None:
+                row += f"{'not submitted':>26s}"
+                continue
+            row += f"{entry['score']:>19.1f} / {entry['max_score']:<4.0f}"
+            total += entry["score"]
+            total_max += entry["max_score"]
+        print(row + f"{total:>8.1f} / {total_max:<4.0f}")
+    failing = [(s, a, g, m) for s in sorted(results) for a in ids
+               for g, m in sorted(results[s].get(a, {}).get("messages", {}).items())]
+    if failing:
+        print("\nfailed tests:")
+        for student, aid, grade_id, message in failing:
+            print(f"  {student:10s} {aid:24s} {grade_id:22s} {message}")
+
+
+def write_summary(results: dict, state: pathlib.Path) -> pathlib.Path:
+    path = state / "summary.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "assignment", "score", "max_score"])
+        for student in sorted(results):
+            for aid, entry in sorted(results[student].items()):
+                writer.writerow([student, aid, entry["score"], entry["max_score"]])
+    return path
+
+
+# ---------------------------------------------------------------------------
+# demo
+
+
+def demo(state: pathlib.Path, seed: int | None = None) -> dict:
+    """Copy the example class into a fresh state folder and run the whole pipeline."""
+    ids = assignment_ids()
+    if state.exists():
+        shutil.rmtree(state)
+    for notebook in sorted(EXAMPLES.glob("*/*/*.ipynb")):
+        student, aid = notebook.parent.parent.name, notebook.parent.name
+        target = state / "submitted" / student / aid
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(notebook, target / notebook.name)
+    problems = check_release(ids)
+    if problems:
+        print("warning: " + "\n         ".join(problems))
+    results = grade(ids, state, seed if seed is not None else grader_seed())
+    print()
+    print_table(results, ids)
+    print(f"\ngradebook: {Nbgrader(state).db_url}\nfeedback:  {state / 'feedback'}\n"
+          f"grades:    {state / 'grades.csv'}")
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_release = sub.add_parser("release", help="regenerate assignments/ from solutions/")
+    p_release.add_argument("assignments", nargs="*")
+    sub.add_parser("check-release", help="fail if assignments/ differs from what solutions/ generates")
+    p_grade = sub.add_parser("grade", help="autograde DIR/submitted, feedback, export, table")
+    p_grade.add_argument("assignments", nargs="*")
+    p_grade.add_argument("--state", type=pathlib.Path, default=ROOT / "grading")
+    p_grade.add_argument("--json", type=pathlib.Path, help="also write the results as JSON here")
+    p_demo = sub.add_parser("demo", help="grade the example class in grading/demo")
+    p_demo.add_argument("--state", type=pathlib.Path, default=ROOT / "grading" / "demo")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            for path in release(assignment_ids(args.assignments)):
+                print(f"released {path.relative_to(ROOT)}")
+        elif args.command == "check-release":
+            problems = check_release(assignment_ids())
+            for problem in problems:
+                print(problem)
+            return 1 if problems else 0
+        elif args.command == "grade":
+            ids = assignment_ids(args.assignments)
+            results = grade(ids, args.state.resolve(), grader_seed())
+            print()
+            print_table(results, ids)
+            print(f"\nper-student summary: {write_summary(results, args.state.resolve())}")
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2, sort_keys=True))
+        elif args.command == "demo":
+            demo(args.state.resolve())
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
