@@ -10,8 +10,10 @@ SQLAlchemy URL (e.g. postgresql://user@host/gradebook for several graders).
 
 import os
 import pathlib
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # tools.feedback, the feedback preprocessor below
 GRADING = ROOT / "grading"
 
 # Kernels that grade or validate inherit this process's environment; TensorFlow
@@ -39,9 +41,11 @@ c.ExecutePreprocessor.timeout = 120  # seconds per cell
 c.ExecutePreprocessor.startup_timeout = 120
 
 # Feedback goes to students: strip the hidden tests' source from it (nbgrader's
-# default feedback shows them, jupyter/nbgrader#917, #1156).
+# default feedback shows them, jupyter/nbgrader#917, #1156), and the tracebacks
+# of failed test cells, which quote the lines around the failing call.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "tools.feedback.RedactTestTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

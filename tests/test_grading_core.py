@@ -123,3 +123,34 @@ def test_hidden_checks_never_show_reference_values():
         check_add_one(lambda x: x + 2, hidden=True)
     assert str(hidden.value) == "add_one: output values are wrong on a hidden test case (2 of 2 values differ)"
     assert hidden.value.__cause__ is None and hidden.value.__suppress_context__
+
+
+@g.graded
+def check_double(fn, hidden=False):
+    g.check_close(fn(np.arange(3.0)), 2 * np.arange(3.0), "double")
+
+
+def test_a_blank_function_is_reported_as_not_implemented():
+    def double(x):
+        raise NotImplementedError()
+
+    with pytest.raises(g.CheckError, match="double: not implemented yet"):
+        check_double(double)
+
+
+def test_a_crash_in_student_code_keeps_its_type_and_shows_only_the_students_frames():
+    def double(x):
+        return x[0, 0]  # IndexError in the student's line
+
+    with pytest.raises(IndexError) as info:
+        check_double(double)
+    shown = "\n".join(info.value._render_traceback_())
+    assert "in double" in shown and "return x[0, 0]" in shown and "IndexError" in shown
+    # The calling frame (a test cell, in Jupyter) and the checks' internals are left out.
+    assert "check_double(double)" not in shown and "utils/grading" not in shown
+
+
+def test_a_failed_check_renders_as_its_message_only():
+    with pytest.raises(g.CheckError) as info:
+        check_double(lambda x: 3 * x)
+    assert info.value._render_traceback_() == [f"CheckError: {info.value}"]

@@ -29,6 +29,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import secrets
 import shutil
 import subprocess
@@ -96,6 +97,9 @@ class Nbgrader:
 
 def grading_env(seed: int) -> dict:
     env = os.environ.copy()
+    # nbgrader runs alembic (gradebook migrations) from the environment's bin/.
+    bin_dir = str(pathlib.Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env.update({
         SEED_VARIABLE: str(seed),
         # TensorFlow would otherwise log to stderr on import: nbgrader scores a
@@ -220,9 +224,13 @@ def failing_messages(autograded: pathlib.Path) -> dict[str, str]:
 
 def check_feedback(state: pathlib.Path) -> list[str]:
     """Feedback files that would reveal hidden tests."""
+    import html as html_module
+
     leaks = []
     for html in (state / "feedback").glob("*/*/*.html"):
         text = html.read_text(encoding="utf-8", errors="replace")
+        # Syntax highlighting splits code into <span>s: compare the visible text.
+        text = html_module.unescape(re.sub(r"<[^>]+>", "", text))
         for marker in HIDDEN_MARKERS:
             if marker in text:
                 leaks.append(f"{html.relative_to(state)} contains {marker!r}")

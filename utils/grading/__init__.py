@@ -35,6 +35,7 @@ import hashlib
 import importlib
 import os
 import pathlib
+import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -58,6 +59,7 @@ __all__ = [
     "to_numpy",
     "numerical_gradient",
     "graded",
+    "student_traceback",
 ]
 
 SEED_VARIABLE = "CNN_COURSE_GRADER_SEED"
@@ -66,6 +68,12 @@ SEED_FILE = pathlib.Path(__file__).resolve().parents[2] / ".grader_secret"
 
 class CheckError(AssertionError):
     """A named check failed. ``str(error)`` is the message for the student."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython and Jupyter show this instead of a traceback: the message is the
+        # whole story, and a traceback would quote the test cell's lines (which
+        # hold the hidden tests in nbgrader's autograded notebooks).
+        return [f"{type(self).__name__}: {self}"]
 
 
 # True while a hidden check runs: messages then name mistakes and shapes but
@@ -81,6 +89,8 @@ def graded(check_function: Callable) -> Callable:
     frames, so the student's traceback ends at the message.
     """
 
+    name = check_function.__name__.removeprefix("check_")
+
     @functools.wraps(check_function)
     def wrapper(*args, hidden: bool = False, **kwargs):
         token = _HIDDEN.set(bool(hidden))
@@ -88,10 +98,39 @@ def graded(check_function: Callable) -> Callable:
             return check_function(*args, hidden=hidden, **kwargs)
         except CheckError as error:
             raise type(error)(str(error)) from None
+        except NotImplementedError:
+            raise CheckError(
+                f"{name}: not implemented yet: replace `raise NotImplementedError()` with your code"
+            ) from None
+        except Exception as error:  # raised by the student's code: keep its type and its lines
+            with contextlib.suppress(AttributeError, TypeError):
+                error._render_traceback_ = lambda error=error: student_traceback(error)
+            raise
         finally:
             _HIDDEN.reset(token)
 
     return wrapper
+
+
+_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+
+
+def student_traceback(error: BaseException) -> list[str]:
+    """The traceback of an error from the student's code, without the checks' own frames.
+
+    Frames of ``utils.grading`` (and ``contextlib``) teach nothing; the frames
+    above the check (the test cell) would quote the hidden tests.
+    """
+    internal = (str(_PACKAGE_DIR), str(pathlib.Path(contextlib.__file__).resolve()))
+    frames = traceback.extract_tb(error.__traceback__)
+    # Keep what runs below the last internal frame: the student's function and
+    # what it calls. The test cell sits above the checks and is left out.
+    last_internal = max((i for i, f in enumerate(frames)
+                         if str(pathlib.Path(f.filename).resolve()).startswith(internal)), default=-1)
+    frames = frames[last_internal + 1:]
+    text = ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+            *traceback.format_exception_only(type(error), error)]
+    return "".join(text).rstrip("\n").split("\n")
 
 
 class ForbiddenCall(CheckError):
