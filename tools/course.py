@@ -108,6 +108,10 @@ def grading_env(seed: int) -> dict:
         "TF_ENABLE_ONEDNN_OPTS": "0",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "CNN_COURSE_OFFLINE": env.get("CNN_COURSE_OFFLINE", "1"),
+        # One thread per grading kernel: a submission's timing checks then do
+        # not depend on what else the machine runs, and parallel grading uses
+        # one core per submission instead of oversubscribing them.
+        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
     })
     return env
 

@@ -1,0 +1,137 @@
+"""The grading pipeline end to end: real nbgrader, real kernels, a real SQLite gradebook.
+
+One class is graded once per test session (module fixture) in a temporary state
+folder: the example submissions of examples/submissions, each solutions/
+notebook handed in as student `solution`, each released notebook handed in
+untouched as student `released`, and a correct submission whose graded cell
+imports TensorFlow. The tests then read the gradebook, the autograded notebooks
+and the feedback.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+
+import nbformat
+import pytest
+
+from tools import course
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SEED = 20261121
+IDS = course.assignment_ids()
+EXPECTED = {
+    aid: json.loads((ROOT / "examples" / "submissions" / f"expected_{aid}.json").read_text())
+    for aid in IDS
+}
+EXAMPLE_STUDENTS = sorted({s for e in EXPECTED.values() for s in e if s != "messages"})
+
+pytestmark = pytest.mark.skipif(not IDS, reason="no assignments in solutions/")
+
+
+def hand_in(state: pathlib.Path, student: str, aid: str, source: pathlib.Path) -> pathlib.Path:
+    target = state / "submitted" / student / aid
+    target.mkdir(parents=True, exist_ok=True)
+    return pathlib.Path(shutil.copy2(source, target / f"{aid}.ipynb"))
+
+
+def with_tensorflow_import(source: pathlib.Path, target: pathlib.Path) -> None:
+    """A copy of a correct submission whose first solution cell imports TensorFlow."""
+    nb = nbformat.read(source, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    cell.source = "import tensorflow as tf  # a student's harmless import\n" + cell.source
+    nbformat.write(nb, target)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    state = tmp_path_factory.mktemp("grading")
+    for aid in IDS:
+        for student in EXAMPLE_STUDENTS:
+            hand_in(state, student, aid, ROOT / "examples" / "submissions" / student / aid / f"{aid}.ipynb")
+        hand_in(state, "solution", aid, ROOT / "solutions" / aid / f"{aid}.ipynb")
+        hand_in(state, "released", aid, ROOT / "assignments" / aid / f"{aid}.ipynb")
+    tf_student = state / "submitted" / "tf_importer" / IDS[0]
+    tf_student.mkdir(parents=True)
+    with_tensorflow_import(ROOT / "examples" / "submissions" / "alice" / IDS[0] / f"{IDS[0]}.ipynb",
+                           tf_student / f"{IDS[0]}.ipynb")
+    results = course.grade(IDS, state, SEED, quiet=True)
+    return state, results
+
+
+def test_committed_assignments_are_what_solutions_generate():
+    assert course.check_release(IDS) == []
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_solutions_get_full_marks(graded, aid):
+    _, results = graded
+    entry = results["solution"][aid]
+    failed = {g: s for g, s in entry["tests"].items() if s[0] != s[1]}
+    assert entry["score"] == entry["max_score"] > 0, (failed, entry["messages"])
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_released_notebooks_get_zero(graded, aid):
+    _, results = graded
+    entry = results["released"][aid]
+    assert entry["score"] == 0 and entry["max_score"] > 0, entry["tests"]
+
+
+@pytest.mark.parametrize("aid", IDS)
+@pytest.mark.parametrize("student", EXAMPLE_STUDENTS)
+def test_example_submissions_get_exactly_their_expected_scores(graded, aid, student):
+    _, results = graded
+    expected = EXPECTED[aid][student]
+    got = {grade_id: score for grade_id, (score, _) in results[student][aid]["tests"].items()}
+    assert got == pytest.approx(expected), results[student][aid]["messages"]
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_failing_tests_show_the_diagnostic_of_the_mistake(graded, aid):
+    _, results = graded
+    for student, by_test in EXPECTED[aid].get("messages", {}).items():
+        messages = results[student][aid]["messages"]
+        for grade_id, fragment in by_test.items():
+            assert fragment in messages.get(grade_id, ""), (student, grade_id, messages.get(grade_id))
+
+
+def test_tensorflow_import_in_a_graded_cell_costs_nothing(graded):
+    _, results = graded
+    entry = results["tf_importer"][IDS[0]]
+    assert entry["score"] == entry["max_score"], entry["messages"]
+
+
+def test_feedback_exists_and_reveals_no_hidden_tests(graded):
+    state, results = graded
+    for student in results:
+        for aid in results[student]:
+            html = state / "feedback" / student / aid / f"{aid}.html"
+            assert html.is_file(), html
+            assert html.stat().st_size < 2_000_000
+    assert course.check_feedback(state) == []
+
+
+def test_grades_are_exported(graded):
+    """nbgrader's CSV export holds every graded submission with the gradebook's score."""
+    import csv
+
+    state, results = graded
+    with (state / "grades.csv").open() as handle:
+        rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(handle)}
+    for student, by_assignment in results.items():
+        for aid, entry in by_assignment.items():
+            row = rows[(aid, student)]
+            assert float(row["score"]) == entry["score"] and float(row["max_score"]) == entry["max_score"]
+
+
+def test_regrading_gives_identical_scores(graded):
+    state, results = graded
+    students = ["alice", "bob"]  # a correct and a partially wrong submission
+    again = course.grade(IDS, state, SEED, quiet=True, students=students)
+    assert sorted(again) == students
+    for student in students:
+        for aid in IDS:
+            assert again[student][aid]["tests"] == results[student][aid]["tests"], (student, aid)
