@@ -305,12 +305,18 @@ def print_table(results: dict, ids: list[str]) -> None:
             total += entry["score"]
             total_max += entry["max_score"]
         print(row + f"{total:>8.1f} / {total_max:<4.0f}")
-    failing = [(s, a, g, m) for s in sorted(results) for a in ids
-               for g, m in sorted(results[s].get(a, {}).get("messages", {}).items())]
+    failing = []
+    for student in sorted(results):
+        for aid in ids:
+            messages = results[student].get(aid, {}).get("messages", {})
+            if messages and all("not implemented yet" in m for m in messages.values()):
+                failing.append((student, aid, "(every test)", "nothing implemented yet"))
+                continue
+            failing += [(student, aid, g, m) for g, m in sorted(messages.items())]
     if failing:
         print("\nfailed tests:")
         for student, aid, grade_id, message in failing:
-            print(f"  {student:10s} {aid:24s} {grade_id:22s} {message}")
+            print(f"  {student:10s} {aid:24s} {grade_id:26s} {message[:240]}")
 
 
 def write_summary(results: dict, state: pathlib.Path) -> pathlib.Path:
