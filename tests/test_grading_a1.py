@@ -41,12 +41,6 @@ def solution_namespace() -> dict:
 SOLUTION = solution_namespace()
 
 
-@pytest.fixture
-def no_seed(monkeypatch):
-    monkeypatch.delenv(g.SEED_VARIABLE, raising=False)
-    monkeypatch.setattr(g, "SEED_FILE", g.SEED_FILE.with_name("no-such-grader-secret"))
-
-
 @pytest.fixture(params=["visible", "17", "20261121"])
 def draws(request, monkeypatch):
     """Diagnostics hold for fresh student draws and for grading seeds."""
@@ -71,7 +65,7 @@ def fails(check, function, message: str, hidden: bool = False, regex: bool = Fal
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_reference_solution_passes_visible_and_hidden_checks(name, monkeypatch, no_seed, capsys):
+def test_reference_solution_passes_visible_and_hidden_checks(name, monkeypatch, unseeded, capsys):
     check = getattr(a1, f"check_{name}")
     check(SOLUTION[name])
     assert f"{name}: all " in capsys.readouterr().out
@@ -83,7 +77,7 @@ def test_reference_solution_passes_visible_and_hidden_checks(name, monkeypatch, 
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_hidden_checks_refuse_without_the_seed(name, no_seed):
+def test_hidden_checks_refuse_without_the_seed(name, unseeded):
     with pytest.raises(CheckError, match="hidden checks run only while grading"):
         getattr(a1, f"check_{name}")(SOLUTION[name], hidden=True)
 
@@ -107,7 +101,7 @@ def same_calls(first, second) -> bool:
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_grading_draws_repeat_with_the_seed(name, monkeypatch, no_seed):
+def test_grading_draws_repeat_with_the_seed(name, monkeypatch, unseeded):
     check = getattr(a1, f"check_{name}")
     runs = {}
     for key, seed, hidden in [("a", "5", True), ("b", "5", True), ("c", "6", True), ("d", "5", False)]:
@@ -120,7 +114,7 @@ def test_grading_draws_repeat_with_the_seed(name, monkeypatch, no_seed):
     assert not same_calls(runs["a"], runs["d"])
 
 
-def test_visible_inputs_differ_between_student_runs(no_seed):
+def test_visible_inputs_differ_between_student_runs(unseeded):
     first, calls_1 = spy("conv_forward")
     second, calls_2 = spy("conv_forward")
     a1.check_conv_forward(first)
@@ -128,7 +122,7 @@ def test_visible_inputs_differ_between_student_runs(no_seed):
     assert not same_calls(calls_1, calls_2)
 
 
-def test_a_hard_coded_visible_answer_fails(no_seed):
+def test_a_hard_coded_visible_answer_fails(unseeded):
     function, calls = spy("conv_forward")
     a1.check_conv_forward(function)
     answers = [SOLUTION["conv_forward"](*args) for args in calls]
@@ -152,7 +146,7 @@ def test_a_hard_coded_visible_answer_fails(no_seed):
         a1.check_conv_param_count(hard_coded_count)
 
 
-def test_a_rigged_array_is_refused(no_seed):
+def test_a_rigged_array_is_refused(unseeded):
     class Rigged(np.ndarray):
         def __eq__(self, other):
             return True
@@ -163,7 +157,7 @@ def test_a_rigged_array_is_refused(no_seed):
     fails(a1.check_zero_pad, rigged, "zero_pad: output should be a ndarray, got Rigged")
 
 
-def test_modifying_an_input_fails(no_seed):
+def test_modifying_an_input_fails(unseeded):
     def in_place(x, w, b, stride, pad):
         out = SOLUTION["conv_forward"](x, w, b, stride, pad)
         x[...] = 0
@@ -173,7 +167,7 @@ def test_modifying_an_input_fails(no_seed):
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_a_blank_function_is_not_implemented_yet(name, no_seed):
+def test_a_blank_function_is_not_implemented_yet(name, unseeded):
     def blank(*args):
         # YOUR CODE HERE
         raise NotImplementedError()
@@ -182,14 +176,14 @@ def test_a_blank_function_is_not_implemented_yet(name, no_seed):
           "replace `raise NotImplementedError()` with your code")
 
 
-def test_a_missing_return_is_named(no_seed):
+def test_a_missing_return_is_named(unseeded):
     def zero_pad(x, pad):
         np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
     fails(a1.check_zero_pad, zero_pad, "zero_pad: returned None: did you forget the `return` statement?")
 
 
-def test_a_crash_keeps_its_traceback_and_names_the_case(no_seed):
+def test_a_crash_keeps_its_traceback_and_names_the_case(unseeded):
     def conv_forward(x, w, b, stride, pad):
         return x[:, :, :, :, 0]  # IndexError
 
@@ -202,7 +196,7 @@ def test_a_crash_keeps_its_traceback_and_names_the_case(no_seed):
     assert "in check_conv_forward" not in shown and "grading/a1.py" not in shown
 
 
-def test_a_failed_check_shows_its_message_without_a_traceback(no_seed):
+def test_a_failed_check_shows_its_message_without_a_traceback(unseeded):
     """IPython prints _render_traceback_() instead of the traceback: no test-cell lines (hidden tests)."""
     with pytest.raises(CheckError) as info:
         a1.check_conv_param_count(lambda f, c_in, c_out: f * f * c_in * c_out)
@@ -213,14 +207,14 @@ def test_a_failed_check_shows_its_message_without_a_traceback(no_seed):
     assert info.value._render_traceback_()[0].startswith("ForbiddenCall: conv_single_step called numpy.correlate")
 
 
-def test_renamed_parameters_are_fine(no_seed):
+def test_renamed_parameters_are_fine(unseeded):
     def zero_pad(images, p):
         return np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
 
     a1.check_zero_pad(zero_pad)
 
 
-def test_backward_checks_print_relative_errors_like_cs231n(no_seed, capsys):
+def test_backward_checks_print_relative_errors_like_cs231n(unseeded, capsys):
     a1.check_conv_backward(SOLUTION["conv_backward"])
     out = capsys.readouterr().out
     errors = [float(v) for v in re.findall(r"(?:dx|dw|db) (\d\.\de-\d\d)", out)]
@@ -875,7 +869,7 @@ def test_pool_backward_shape_of_dout(draws):
 # Forbidden references
 
 
-def test_forbidden_library_calls_fail(no_seed):
+def test_forbidden_library_calls_fail(unseeded):
     def scipy_conv(x, w, b, stride, pad):
         import scipy.signal
 
@@ -912,7 +906,7 @@ def test_forbidden_library_calls_fail(no_seed):
         a1.check_conv_single_step(numpy_correlate)
 
 
-def test_the_course_references_are_forbidden(no_seed):
+def test_the_course_references_are_forbidden(unseeded):
     from utils import conv, shapes
 
     def course_conv(x, w, b, stride, pad):
@@ -946,7 +940,7 @@ def test_the_course_references_are_forbidden(no_seed):
 
 
 @pytest.mark.slow
-def test_tensorflow_is_forbidden_once_imported(no_seed):
+def test_tensorflow_is_forbidden_once_imported(unseeded):
     import tensorflow as tf
 
     def keras_user(x, w, b, stride, pad):
@@ -962,7 +956,7 @@ def helper_with_a_renamed_reference(x, w):
     return renamed_correlate2d(x, w, mode="valid")  # noqa: F821 (bound below)
 
 
-def test_a_renamed_reference_in_a_helper_is_caught(no_seed):
+def test_a_renamed_reference_in_a_helper_is_caught(unseeded):
     from scipy.signal import correlate2d
 
     globals()["renamed_correlate2d"] = correlate2d
@@ -980,7 +974,7 @@ def test_a_renamed_reference_in_a_helper_is_caught(no_seed):
     assert np.array_equal(np.convolve([1.0, 2.0], [1.0]), [1.0, 2.0])  # the tripwires are gone
 
 
-def test_checks_write_nothing_to_stderr(no_seed, capsys):
+def test_checks_write_nothing_to_stderr(unseeded, capsys):
     def noisy(x, w, b, stride, pad):
         import warnings
 

@@ -45,17 +45,6 @@ conv2d = SOLUTIONS["conv2d"]
 max_pool2d = SOLUTIONS["max_pool2d"]
 
 
-@pytest.fixture
-def seeded(monkeypatch):
-    monkeypatch.setenv(g.SEED_VARIABLE, SEED)
-
-
-@pytest.fixture
-def unseeded(monkeypatch):
-    monkeypatch.delenv(g.SEED_VARIABLE, raising=False)
-    monkeypatch.setattr(g, "SEED_FILE", g.SEED_FILE.with_name("no-such-file"))
-
-
 def fails(check, fn, message: str):
     """check(fn) raises CheckError whose message starts with ``message`` (exactly)."""
     with pytest.raises(g.CheckError, match="^" + re.escape(message)):

@@ -49,17 +49,6 @@ def _load_reference() -> types.SimpleNamespace:
 REF = _load_reference()
 
 
-@pytest.fixture
-def seeded(monkeypatch):
-    monkeypatch.setenv(grading.SEED_VARIABLE, SEED)
-
-
-@pytest.fixture
-def unseeded(monkeypatch):
-    monkeypatch.delenv(grading.SEED_VARIABLE, raising=False)
-    monkeypatch.setattr(grading, "SEED_FILE", grading.SEED_FILE.with_name("no-such-file"))
-
-
 # ---------------------------------------------------------------------------
 # wrong implementations, one mistake each
 
