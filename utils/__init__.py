@@ -15,6 +15,7 @@ Modules (one concept each):
 - ``device``:  CUDA or CPU for PyTorch and TensorFlow, seeding, quiet logs.
 - ``viz``:     image grids, kernels, feature maps, curves, boxes, masks.
 - ``grading``: the checks students and the autograder share.
+- ``models``:  classic architectures (LeNet-5 ... ResNet, U-Net) in PyTorch and Keras.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz", "grading")
+_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz", "grading", "models")
 
 __all__ = list(_SUBMODULES)
 
