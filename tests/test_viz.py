@@ -167,6 +167,16 @@ def test_plot_history_keras_style():
         np.testing.assert_array_equal(fig.axes[1].get_lines()[1].get_ydata(), h["val_accuracy"])
 
 
+def test_plot_history_names_the_dashed_curve():
+    h = {"loss": [1.0, 0.6], "test_loss": [1.1, 0.8]}
+    legend = [t.get_text() for t in viz.plot_history(h).axes[0].get_legend().get_texts()]
+    assert legend == ["train", "validation"]
+    legend = [t.get_text() for t in viz.plot_history(h, val_label="test").axes[0].get_legend().get_texts()]
+    assert legend == ["train", "test"]
+    with pytest.raises(TypeError, match="val_label must be a str"):
+        viz.plot_history(h, val_label=None)
+
+
 def test_plot_history_torch_style_and_selection():
     h = {"train_acc": [0.1, 0.2], "train_loss": [3, 2], "val_loss": [3.5, 2.5], "lr": [0.1, 0.1]}
     fig = viz.plot_history(h)

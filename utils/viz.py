@@ -468,7 +468,8 @@ def _metric_key(key: str):
     return key, split
 
 
-def plot_history(history, metrics=None, *, size: float = 4.0, title: str | None = None):
+def plot_history(history, metrics=None, *, size: float = 4.0, title: str | None = None,
+                 val_label: str = "validation"):
     """Training curves: one panel per metric (loss, then accuracy, then others), train vs val.
 
     ``history``: a Keras ``History`` (what ``model.fit`` returns), its
@@ -478,8 +479,12 @@ def plot_history(history, metrics=None, *, size: float = 4.0, title: str | None 
     validation curve (dashed), ``train_`` or no prefix the training curve;
     ``acc`` and ``accuracy`` are one metric. ``metrics``: the metric names to
     draw (default: all; ``'lr'``/``'learning_rate'`` are skipped unless asked).
+    ``val_label``: the legend entry of the dashed curve, e.g. ``'test'`` when
+    the held-out test split was passed as Keras' ``validation_data``.
     Returns the Figure (one axes per metric).
     """
+    if not isinstance(val_label, str):
+        raise TypeError(f"val_label must be a str, got {type(val_label).__name__}")
     hist = getattr(history, "history", history)
     if not isinstance(hist, dict):
         raise TypeError(
@@ -513,7 +518,7 @@ def plot_history(history, metrics=None, *, size: float = 4.0, title: str | None 
             if split in groups[name]:
                 y = groups[name][split]
                 ax.plot(np.arange(1, len(y) + 1), y, style, marker="o" if len(y) <= 30 else None,
-                        markersize=3, label="train" if split == "train" else "validation")
+                        markersize=3, label="train" if split == "train" else val_label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
