@@ -16,6 +16,7 @@ Modules (one concept each):
 - ``viz``:     image grids, kernels, feature maps, curves, boxes, masks.
 - ``grading``: the checks students and the autograder share.
 - ``models``:  classic architectures (LeNet-5 ... ResNet, U-Net) in PyTorch and Keras.
+- ``training``: batched prediction, accuracy, Dice and IoU of masks, the Dice loss.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz", "grading", "models")
+_SUBMODULES = ("shapes", "conv", "filters", "images", "data", "device", "viz", "grading", "models", "training")
 
 __all__ = list(_SUBMODULES)
 
