@@ -876,8 +876,11 @@ def test_forbidden_library_calls_fail(unseeded):
         scipy.signal.correlate(x[0, :, :, 0], w[:, :, 0, 0], mode="valid")
         return student_conv_forward(x, w, b, stride, pad)
 
-    with pytest.raises(ForbiddenCall, match=r"conv_forward called scipy.signal.correlate: this assignment is "
-                                            r"about writing the loops yourself"):
+    # "called ..." when the library was imported before the check (its function is a tripwire), "imported ..."
+    # when the student's function imports it during the check (blocked: forbidden libraries are not imported
+    # by the checks themselves). Which one depends on what this test process imported earlier.
+    with pytest.raises(ForbiddenCall, match=r"conv_forward (called scipy.signal.correlate|imported scipy\S* while it was checked): "
+                                            r"this assignment is about writing the loops yourself"):
         a1.check_conv_forward(scipy_conv)
 
     def torch_conv(x, w, b, stride, pad):
@@ -888,7 +891,7 @@ def test_forbidden_library_calls_fail(unseeded):
                        torch.from_numpy(b), stride=stride, padding=pad)
         return out.permute(0, 2, 3, 1).numpy()
 
-    with pytest.raises(ForbiddenCall, match="conv_forward called torch.nn.functional.conv2d"):
+    with pytest.raises(ForbiddenCall, match=r"conv_forward (called torch.nn.functional.conv2d|imported torch\S* while it was checked)"):
         a1.check_conv_forward(torch_conv)
 
     def torch_pool(x, f, stride, mode="max"):
@@ -896,7 +899,7 @@ def test_forbidden_library_calls_fail(unseeded):
 
         return torch.nn.MaxPool2d(f, stride)(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
 
-    with pytest.raises(ForbiddenCall, match="pool_forward called torch.nn.functional.max_pool2d"):
+    with pytest.raises(ForbiddenCall, match=r"pool_forward (called torch.nn.functional.max_pool2d|imported torch\S* while it was checked)"):
         a1.check_pool_forward(torch_pool)
 
     def numpy_correlate(a_slice, w, b):

@@ -154,3 +154,31 @@ def test_a_failed_check_renders_as_its_message_only():
     with pytest.raises(g.CheckError) as info:
         check_double(lambda x: 3 * x)
     assert info.value._render_traceback_() == [f"CheckError: {info.value}"]
+
+
+def test_forbid_blocks_importing_a_forbidden_package_that_is_not_imported_yet():
+    # In a fresh process: the checks never import a framework just to forbid it; importing one from the
+    # checked function is what fails, and the import works again after the check.
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from utils.grading import ForbiddenCall, forbid
+assert "scipy" not in sys.modules
+
+def student():
+    import scipy.signal
+    return scipy.signal.correlate
+
+try:
+    with forbid(student, ["scipy.signal.correlate"], "conv", "write the loops yourself"):
+        student()
+except ForbiddenCall as error:
+    print("blocked:", error)
+import scipy.signal
+print("after the check:", "scipy.signal" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["blocked: conv imported scipy while it was checked: write the loops yourself",
+                                "after the check: True"]

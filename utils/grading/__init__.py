@@ -33,8 +33,10 @@ import dataclasses
 import functools
 import hashlib
 import importlib
+import importlib.abc
 import os
 import pathlib
+import sys
 import traceback
 import types
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -357,17 +359,34 @@ def case_rng(hidden: bool, salt: str) -> np.random.Generator:
 
 
 def _resolve(dotted: str):
-    """(owner object, attribute name, current value) for ``package.module.attr[.attr]``."""
+    """(owner object, attribute name, current value) for ``package.module.attr[.attr]``.
+
+    Only modules that are already imported are looked at: importing a framework
+    just to forbid it would cost seconds on every check. A target whose module
+    is not imported yet raises :class:`LookupError` naming that module, and
+    :func:`forbid` then blocks importing it while the check runs.
+    """
     parts = dotted.split(".")
     for split in range(len(parts) - 1, 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
+        owner = sys.modules.get(".".join(parts[:split]))
+        if owner is None:
             continue
         for name in parts[split:-1]:
             owner = getattr(owner, name)
         return owner, parts[-1], getattr(owner, parts[-1])
-    raise ValueError(f"cannot resolve {dotted!r}")
+    raise LookupError(parts[0])
+
+
+class _BlockImports(importlib.abc.MetaPathFinder):
+    """Makes importing the given top-level packages fail with ForbiddenCall (while a check runs)."""
+
+    def __init__(self, packages: set[str], function_name: str, hint: str):
+        self.packages, self.function_name, self.hint = packages, function_name, hint
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.packages:
+            raise ForbiddenCall(f"{self.function_name} imported {fullname} while it was checked: {self.hint}")
+        return None
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -402,12 +421,14 @@ def forbid(function: Callable, targets: Sequence[str], function_name: str, hint:
     raises :class:`ForbiddenCall` when called, also when reached through
     ``getattr`` or ``importlib``. The original objects are restored afterwards.
     """
-    resolved = []
+    resolved, not_imported = [], set()
     for dotted in targets:
         try:
             resolved.append((dotted, *_resolve(dotted)))
-        except (ValueError, AttributeError):
-            continue  # a framework that is not installed cannot be called either
+        except LookupError as missing:
+            not_imported.add(str(missing.args[0]))
+        except AttributeError:
+            continue  # not in this version of the library: it cannot be called either
     forbidden_ids = {id(value): dotted for dotted, _, _, value in resolved}
     forbidden_modules = {d.rsplit(".", 1)[0] for d in targets}
     for name, value in _referenced_objects(function):
@@ -427,11 +448,16 @@ def forbid(function: Callable, targets: Sequence[str], function_name: str, hint:
         return raise_forbidden
 
     patched = []
+    blocker = _BlockImports(not_imported, function_name, hint) if not_imported else None
     try:
         for dotted, owner, attribute, value in resolved:
             setattr(owner, attribute, tripwire(dotted))
             patched.append((owner, attribute, value))
+        if blocker is not None:
+            sys.meta_path.insert(0, blocker)
         yield
     finally:
+        if blocker is not None and blocker in sys.meta_path:
+            sys.meta_path.remove(blocker)
         for owner, attribute, value in reversed(patched):
             setattr(owner, attribute, value)
