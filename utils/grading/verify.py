@@ -59,7 +59,7 @@ DEFAULT_BUDGET_SECONDS = 120.0  # all the children of one submission
 # Modules and names whose use in a solution defeats the tripwires: the call
 # could reach a forbidden reference without naming it.
 _DYNAMIC_NAMES = {"importlib", "__import__", "exec", "eval", "compile", "globals", "vars", "__builtins__",
-                  "builtins", "ctypes", "gc", "inspect", "setattr", "delattr", "breakpoint", "sys"}
+                  "builtins", "ctypes", "gc", "inspect", "setattr", "delattr", "breakpoint"}
 
 
 @dataclasses.dataclass
@@ -142,6 +142,10 @@ class _Call:
     function: str
     args: tuple
     kwargs: dict
+
+
+class VerifierError(RuntimeError):
+    """The verifier itself failed (not the student's code): grading must stop and say why."""
 
 
 class _StudentError(Exception):
@@ -256,10 +260,15 @@ class Verifier:
                    "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "CNN_COURSE_OFFLINE": "1"}
             run = self.runner or sandbox.run
             limits = sandbox.Limits(wall_seconds=min(self.wall_seconds, remaining))
-            result = run(argv, cwd=out_dir, limits=limits, env=env, writable=(out_dir,), hidden=self.hidden_paths)
+            result = run(argv, cwd=out_dir, limits=limits, env=env, writable=(out_dir,), readable=(job_dir,),
+                         hidden=self.hidden_paths)
             self.children += 1
+            lines = _lines(out_dir / "results.jsonl")
+            if not lines:  # it died before any student code ran: the grader's fault, not the student's
+                raise VerifierError(f"the verifier's child did not start: {result.message()}\n"
+                                    + result.stderr.decode("utf-8", errors="replace")[-2000:])
             in_cell = in_call = None
-            for line in _lines(out_dir / "results.jsonl"):
+            for line in lines:
                 try:
                     record = transport.loads(line)
                 except transport.TransportError:
