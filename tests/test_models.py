@@ -503,6 +503,38 @@ def test_summary_torch_table_and_state():
     assert sum(r.params for r in inception) == INCEPTION_3A
 
 
+def test_model_summary_table_text_and_row_container():
+    # ModelSummary shares its row container and table layout with utils.shapes.Summary.
+    rows = (models.SummaryRow("conv", "Conv2D", (None, None, 8), 224, 224),
+            models.SummaryRow("bn", "BatchNormalization", (None, None, 8), 32, 16))
+    keras_like = models.ModelSummary("keras", (None, None, 3), rows, 256, 240)
+    assert str(keras_like) == keras_like.table() == "\n".join([
+        "#  layer  type                output shape     params  trainable",
+        "----------------------------------------------------------------",
+        "   input  (H, W, C)           (None, None, 3)",
+        "0  conv   Conv2D              (None, None, 8)     224        224",
+        "1  bn     BatchNormalization  (None, None, 8)      32         16",
+        "----------------------------------------------------------------",
+        "   total                                          256        240",
+    ])
+    assert len(keras_like) == 2 and list(keras_like) == list(rows) and keras_like[-1] is rows[1]
+    assert keras_like[:1] == rows[:1] and keras_like.output_shape == (None, None, 8)
+    torch_like = models.ModelSummary("torch", (3, 4, 4), (models.SummaryRow("fc", "Linear", (5,), 245, 245),),
+                                     245, 245)
+    assert str(torch_like).splitlines() == [
+        "#  layer  type       output shape  params",
+        "-----------------------------------------",
+        "   input  (C, H, W)  (3, 4, 4)",
+        "0  fc     Linear     (5,)             245",
+        "-----------------------------------------",
+        "   total                              245",
+    ]
+    empty = models.ModelSummary("torch", (3, 4, 4), (), 0, 0)
+    assert len(empty) == 0 and list(empty) == [] and empty.output_shape == (3, 4, 4)
+    spec = summarize((3, 4, 4), [])
+    assert (len(spec), list(spec), spec.output_shape) == (len(empty), list(empty), empty.output_shape)
+
+
 def test_count_params_trainable_only():
     model = models.lenet5()
     model.conv1.weight.requires_grad_(False)

@@ -6,6 +6,7 @@ student assignments are committed clean.
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
 
@@ -90,6 +91,70 @@ def test_lecture_checks_its_key_outputs(path):
     assert any("# NBVAL_CHECK_OUTPUT" in c["source"] for c in code_cells(path)), (
         f"{path.name} has no # NBVAL_CHECK_OUTPUT cell: nothing it states is checked"
     )
+
+
+def defined_names(path: pathlib.Path) -> set[str]:
+    """Names a notebook's code cells define with ``def``/``async def``/``class``, at any depth.
+
+    Functions nested in functions, loops or ``if`` blocks count; methods (functions directly in a
+    class body, such as ``__init__`` and ``forward``) do not: their names belong to their class,
+    whose own name counts. IPython magics (``%``, ``!``) are turned into Python first.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    names: set[str] = set()
+
+    def visit(node, in_class_body=False):
+        for child in ast.iter_child_nodes(node):
+            is_def = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            if is_def and not (in_class_body and not isinstance(child, ast.ClassDef)):
+                names.add(child.name)
+            visit(child, in_class_body=isinstance(child, ast.ClassDef))
+
+    for index, cell in enumerate(code_cells(path)):
+        try:
+            tree = ast.parse(TransformerManager().transform_cell(cell["source"]))
+        except SyntaxError as error:
+            pytest.fail(f"{path.name} code cell {index} does not parse: {error}")
+        visit(tree)
+    return names
+
+
+def duplicate_definitions(paths) -> dict[str, list[str]]:
+    """``{name: [notebook, ...]}`` for every name that more than one of ``paths`` defines."""
+    where: dict[str, list[str]] = {}
+    for path in paths:
+        for name in defined_names(path):
+            where.setdefault(name, []).append(path.name)
+    return {name: files for name, files in sorted(where.items()) if len(files) > 1}
+
+
+def test_no_function_is_defined_in_more_than_one_lecture():
+    # lectures/README.md: reusable code lives in `utils` with a test; no function is defined in more
+    # than one notebook. Unrelated helpers that happen to share a name must be renamed.
+    duplicates = duplicate_definitions(LECTURES)
+    assert not duplicates, "defined in more than one lecture (move it to utils with a test, or rename it):\n" + (
+        "\n".join(f"  {name}: {', '.join(files)}" for name, files in duplicates.items())
+    )
+
+
+def test_duplicate_definition_check_sees_nested_defs_and_skips_methods(tmp_path):
+    def notebook(name, *sources):
+        cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+                 for s in sources]
+        path = tmp_path / name
+        path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+        return path
+
+    a = notebook("01_a.ipynb", "%matplotlib inline\ndef evaluate(m, x, y):\n    return 0\n",
+                 "class Net:\n    def __init__(self):\n        pass\n\n    def forward(self, x):\n        return x\n",
+                 "def make_cnn():\n    def block(c):\n        return [c]\n    return block(1)\n")
+    b = notebook("02_b.ipynb", "if True:\n    def evaluate(model, x, y):\n        return 1\n",
+                 "class Other:\n    def __init__(self):\n        pass\n\n    def forward(self, x):\n        return x\n",
+                 "def fit():\n    def block(c):\n        return c\n    return block\n")
+    assert defined_names(a) == {"evaluate", "Net", "make_cnn", "block"}
+    assert duplicate_definitions([a, b]) == {"block": ["01_a.ipynb", "02_b.ipynb"],
+                                             "evaluate": ["01_a.ipynb", "02_b.ipynb"]}
 
 
 @pytest.mark.parametrize("path", ASSIGNMENTS, ids=ids(ASSIGNMENTS))

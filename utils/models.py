@@ -64,6 +64,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ._validate import positive_int
+from .shapes import _RowTable, _text_table
 
 __all__ = [
     "FRAMEWORKS",
@@ -922,8 +923,12 @@ class SummaryRow:
 
 
 @dataclass(frozen=True)
-class ModelSummary:
-    """What :func:`summary` returns: rows plus totals; ``print()`` shows a table."""
+class ModelSummary(_RowTable):
+    """What :func:`summary` returns: rows plus totals; ``print()`` shows a table.
+
+    Iterating, ``len()``, indexing and ``.output_shape`` work as for
+    :class:`utils.shapes.Summary` (the same row container).
+    """
 
     framework: str
     input_shape: tuple
@@ -931,41 +936,17 @@ class ModelSummary:
     total_params: int
     trainable_params: int
 
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, index):
-        return self.rows[index]
-
-    @property
-    def output_shape(self):
-        return self.rows[-1].output_shape if self.rows else self.input_shape
-
     def table(self) -> str:
         """The summary as a plain-text table (one line per row, then totals)."""
-        show_trainable = self.trainable_params != self.total_params
-        header = ["#", "layer", "type", "output shape", "params"] + (["trainable"] if show_trainable else [])
+        columns = 6 if self.trainable_params != self.total_params else 5   # "trainable" only where it differs
+        header = ["#", "layer", "type", "output shape", "params", "trainable"][:columns]
         layout = "(C, H, W)" if self.framework == "torch" else "(H, W, C)"
-        lines = [["", "input", layout, _shape_text(self.input_shape), ""] + ([""] if show_trainable else [])]
+        lines = [["", "input", layout, _shape_text(self.input_shape), "", ""][:columns]]
         for i, r in enumerate(self.rows):
-            line = [str(i), r.name, r.kind, _shape_text(r.output_shape), f"{r.params:,}"]
-            lines.append(line + ([f"{r.trainable:,}"] if show_trainable else []))
-        total = ["", "total", "", "", f"{self.total_params:,}"]
-        total += [f"{self.trainable_params:,}"] if show_trainable else []
-        widths = [max(len(row[i]) for row in [header, *lines, total]) for i in range(len(header))]
-        align = ["<", "<", "<", "<", ">", ">"]
-
-        def fmt(row):
-            return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip()
-
-        rule = "-" * len(fmt(["-" * w for w in widths]))
-        return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
-
-    def __str__(self):
-        return self.table()
+            lines.append([str(i), r.name, r.kind, _shape_text(r.output_shape), f"{r.params:,}",
+                          f"{r.trainable:,}"][:columns])
+        total = ["", "total", "", "", f"{self.total_params:,}", f"{self.trainable_params:,}"][:columns]
+        return _text_table(header, lines, total, "<<<<>>"[:columns])
 
 
 def _shape_text(shape) -> str:

@@ -719,20 +719,16 @@ class LayerRow:
     macs: int
 
 
-@dataclass(frozen=True)
-class Summary:
-    """What :func:`summarize` returns: rows plus totals; ``print()`` shows a table."""
+class _RowTable:
+    """Row-container behaviour shared by the summary tables: :class:`Summary` here and
+    ``utils.models.ModelSummary``.
 
-    input_shape: tuple[int, ...]
-    rows: tuple[LayerRow, ...]
-    total_params: int = field(init=False)
-    total_activations: int = field(init=False)
-    total_macs: int = field(init=False)
+    A subclass is a frozen dataclass with the fields ``input_shape`` and ``rows`` (a
+    tuple of rows that have an ``output_shape``) and a :meth:`table` method;
+    iteration, ``len()`` and indexing go through ``rows``, and ``print()`` shows the table.
+    """
 
-    def __post_init__(self):
-        object.__setattr__(self, "total_params", sum(r.params for r in self.rows))
-        object.__setattr__(self, "total_activations", sum(r.activations for r in self.rows))
-        object.__setattr__(self, "total_macs", sum(r.macs for r in self.rows))
+    __slots__ = ()
 
     @property
     def output_shape(self):
@@ -748,40 +744,53 @@ class Summary:
         return self.rows[index]
 
     def table(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self):
+        return self.table()
+
+
+def _text_table(header, lines, total, align) -> str:
+    """A plain-text table: the header, a rule, the ``lines``, a rule, the ``total`` row.
+
+    Every row is a sequence of strings as long as ``header``; ``align`` holds one
+    format alignment (``"<"`` or ``">"``) per column. Trailing spaces are dropped.
+    """
+    rows = [header, *lines, total]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def fmt(row):
+        cells = zip(row, align, widths, strict=True)
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in cells).rstrip()
+
+    rule = "-" * len(fmt(["-" * w for w in widths]))
+    return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
+
+
+@dataclass(frozen=True)
+class Summary(_RowTable):
+    """What :func:`summarize` returns: rows plus totals; ``print()`` shows a table."""
+
+    input_shape: tuple[int, ...]
+    rows: tuple[LayerRow, ...]
+    total_params: int = field(init=False)
+    total_activations: int = field(init=False)
+    total_macs: int = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "total_params", sum(r.params for r in self.rows))
+        object.__setattr__(self, "total_activations", sum(r.activations for r in self.rows))
+        object.__setattr__(self, "total_macs", sum(r.macs for r in self.rows))
+
+    def table(self) -> str:
         """The summary as a text table (one line per layer, then totals)."""
         header = ("#", "layer", "output shape", "params", "activations", "MACs")
         lines = [("", "input", str(self.input_shape), "", "", "")]
         for r in self.rows:
-            lines.append(
-                (
-                    str(r.index),
-                    r.name,
-                    str(r.output_shape),
-                    f"{r.params:,}",
-                    f"{r.activations:,}",
-                    f"{r.macs:,}",
-                )
-            )
-        total = (
-            "",
-            "total",
-            "",
-            f"{self.total_params:,}",
-            f"{self.total_activations:,}",
-            f"{self.total_macs:,}",
-        )
-        widths = [max(len(row[i]) for row in [header, *lines, total]) for i in range(6)]
-        align = ["<", "<", "<", ">", ">", ">"]
-
-        def fmt(row):
-            cells = zip(row, align, widths, strict=True)
-            return "  ".join(f"{c:{a}{w}}" for c, a, w in cells).rstrip()
-
-        rule = "-" * len(fmt(tuple("-" * w for w in widths)))
-        return "\n".join([fmt(header), rule, *map(fmt, lines), rule, fmt(total)])
-
-    def __str__(self):
-        return self.table()
+            lines.append((str(r.index), r.name, str(r.output_shape), f"{r.params:,}", f"{r.activations:,}",
+                          f"{r.macs:,}"))
+        total = ("", "total", "", f"{self.total_params:,}", f"{self.total_activations:,}", f"{self.total_macs:,}")
+        return _text_table(header, lines, total, "<<<>>>")
 
 
 # ---------------------------------------------------------------------------
