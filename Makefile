@@ -7,7 +7,8 @@
 #   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
 #   make lectures  execute lecture notebooks in place (NB=lectures/02_*.ipynb for some)
 #   make release regenerate the student notebooks assignments/ from solutions/ (nbgrader)
-#   make grade   autograde grading/submitted/*, feedback, grades CSV, table (A=a1_numpy_convolution for one)
+#   make grade   autograde grading/submitted/*, feedback, grades CSV, table (A=a1_numpy_convolution for one,
+#                JOBS=2 to grade two submissions at once)
 #   make demo    the whole grading pipeline on the example class in examples/submissions
 #   make setup   only create/refresh .venv
 
@@ -19,6 +20,7 @@ PYTEST_ARGS ?=
 LAB_ARGS ?=
 NB ?=
 A ?=
+JOBS ?= 1
 
 # TensorFlow logs to stderr on import unless both are set (see README).
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -54,17 +56,27 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_conv.py
 
+# Lectures 6-9 train networks and get three minutes each (--budget 180); the others one
+# minute (run_notebooks.py's default). NB may name any of them, in any order.
+LECTURE_NBS  = $(if $(NB),$(NB),$(sort $(wildcard lectures/[0-9]*.ipynb)))
+LONG_LECTURES = $(foreach nb,$(LECTURE_NBS),$(if $(filter 06_% 07_% 08_% 09_%,$(notdir $(nb))),$(nb)))
+
 lectures: $(STAMP)
-	$(PY) tools/run_notebooks.py $(NB)
+	@status=0; \
+	short="$(strip $(filter-out $(LONG_LECTURES),$(LECTURE_NBS)))"; \
+	long="$(strip $(LONG_LECTURES))"; \
+	if [ -n "$$short" ]; then $(PY) tools/run_notebooks.py $$short || status=1; fi; \
+	if [ -n "$$long" ]; then $(PY) tools/run_notebooks.py --budget 180 $$long || status=1; fi; \
+	exit $$status
 
 release: $(STAMP)
 	$(PY) tools/course.py release
 
 grade: $(STAMP)
-	$(PY) tools/course.py grade $(A)
+	$(PY) tools/course.py grade --jobs $(JOBS) $(A)
 
 demo: $(STAMP)
-	$(PY) tools/course.py demo
+	$(PY) tools/course.py demo --jobs $(JOBS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -67,6 +67,7 @@ REQUIRED = {  # what the course promises in the README, with the version family 
     "nbval": None, "nbclient": None, "nbformat": None, "ipykernel": None, "torch": "2.13.0",
     "tensorflow-cpu": "2.21", "keras": "3.", "scikit-learn": None, "scikit-image": None,
     "pillow": None, "tqdm": None, "pytest": None, "hypothesis": None,
+    "psycopg2-binary": "2.9.",  # the gradebook on PostgreSQL (tests/test_grading_postgres.py)
 }
 
 

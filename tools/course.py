@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import hmac
 import json
 import os
 import pathlib
@@ -241,19 +243,72 @@ def check_feedback(state: pathlib.Path) -> list[str]:
     return leaks
 
 
+def kernel_seed(seed: int, aid: str, student: str) -> int:
+    """The seed the student's own kernel sees: derived from the secret seed, useless for recovering it.
+
+    Code in the kernel can read its environment, and a seed printed into the notebook would reach the
+    student with the feedback; the verdicts come from the verifier, which uses the real seed.
+    """
+    digest = hmac.new(str(seed).encode(), f"{aid}/{student}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _grade_task(aid: str, student: str, state: str, seed: int) -> dict:
+    from tools import autograde
+
+    os.environ[SEED_VARIABLE] = str(seed)  # the verifier's (trusted) checks, in this worker process only
+    env = grading_env(kernel_seed(seed, aid, student))
+    return autograde.grade_submission(aid, student, state, env)
+
+
+def _run_tasks(tasks: list[tuple], jobs: int):
+    """Yield (task, record or exception) as tasks finish; jobs > 1 runs them in worker processes."""
+    if jobs <= 1:
+        for task in tasks:
+            try:
+                yield task, _grade_task(*task)
+            except Exception as error:  # noqa: BLE001 (one submission's failure never stops the class)
+                yield task, error
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no inherited state; each worker starts clean
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_grade_task, *task): task for task in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except Exception as error:  # noqa: BLE001
+                yield futures[future], error
+
+
 def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
-          students: list[str] | None = None) -> dict:
+          students: list[str] | None = None, jobs: int = 1, db_url: str | None = None) -> dict:
     """Autograde every submission in ``state/submitted`` (or only ``students``'), then feedback, export.
 
+    Each submission is graded by :func:`tools.autograde.grade_submission` (intake, sandboxed notebook run,
+    trusted verification) in ``jobs`` worker processes; this process alone writes the gradebook, one
+    submission at a time (:func:`tools.autograde.commit`), so the grades do not depend on ``jobs`` or order.
+    ``db_url`` names the gradebook (SQLAlchemy URL, e.g. ``postgresql+psycopg2://user@host/gradebook``; the
+    driver must be named: a bare ``postgresql://`` means psycopg 3 to SQLAlchemy 2); default: ``state/gradebook.db``
+    (or ``$NBGRADER_DB_URL`` for the default state folder).
+
     Returns ``{student: {assignment: {"score", "max_score", "tests": {grade_id: (score, max)},
-    "messages": {grade_id: text}}}}``.
+    "messages": {grade_id: text}, "intake": {...}}}}``.
     """
     from nbgrader.api import Gradebook
+    from tqdm.auto import tqdm
 
-    nbgrader = Nbgrader(state)
+    from tools import autograde
+
+    nbgrader = Nbgrader(state, db_url=db_url)
     env = grading_env(seed)
     state.mkdir(parents=True, exist_ok=True)
     results: dict = {}
+    records: dict = {}
+    errors: dict = {}
+
     def selected(aid):
         return [s for s in students_of(state, aid) if students is None or s in students]
 
@@ -261,32 +316,49 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
         if not quiet:
             print(f"{aid}: releasing into the gradebook, then grading {len(selected(aid))} submission(s)")
         nbgrader.run("generate_assignment", aid, "--force", env=env)
-        for student in selected(aid):
-            started = time.perf_counter()
-            nbgrader.run("autograde", aid, "--student", student, "--force", env=env)
-            if not quiet:
-                print(f"  autograded {student:12s} {time.perf_counter() - started:5.1f} s")
-        if selected(aid):
-            nbgrader.run("generate_feedback", aid, "--force", env=env)
+        if not selected(aid):
+            continue
+        autograde.prepare(aid, state, env)
+        tasks = [(aid, student, str(state), seed) for student in selected(aid)]
+        progress = tqdm(total=len(tasks), desc=aid, unit="submission", disable=quiet)
+        for (_, student, _, _), outcome in _run_tasks(tasks, jobs):
+            if isinstance(outcome, Exception):
+                errors[(student, aid)] = f"{type(outcome).__name__}: {outcome}"
+            else:
+                autograde.commit(outcome, nbgrader.db_url, state)
+                records[(student, aid)] = outcome
+            progress.update()
+        progress.close()
+        nbgrader.run("generate_feedback", aid, "--force", env=env)
     nbgrader.run("export", f"--to={state / 'grades.csv'}", env=env)
     leaks = check_feedback(state)
     if leaks:
         raise PipelineError("feedback would reveal hidden tests:\n  " + "\n  ".join(leaks))
+    if errors:
+        print("could not grade:\n  " + "\n  ".join(f"{s} {a}: {m}" for (s, a), m in sorted(errors.items())),
+              file=sys.stderr)
 
     with Gradebook(nbgrader.db_url) as gradebook:
-        for aid in ids:
-            for student in selected(aid):
-                submission = gradebook.find_submission(aid, student)
-                tests = {}
-                for notebook in submission.notebooks:
-                    for grade_row in notebook.grades:
-                        tests[grade_row.name] = (float(grade_row.score), float(grade_row.max_score))
-                results.setdefault(student, {})[aid] = {
-                    "score": float(submission.score),
-                    "max_score": float(submission.max_score),
-                    "tests": tests,
-                    "messages": failing_messages(state / "autograded" / student / aid),
-                }
+        for (student, aid), record in sorted(records.items()):
+            submission = gradebook.find_submission(aid, student)
+            tests = {}
+            for notebook in submission.notebooks:
+                for grade_row in notebook.grades:
+                    tests[grade_row.name] = (float(grade_row.score), float(grade_row.max_score))
+            messages = failing_messages(state / "autograded" / student / aid)
+            for gid, verdict in record["verdicts"].items():
+                if verdict["passed"]:
+                    messages.pop(gid, None)
+                else:
+                    messages[gid] = verdict["message"].splitlines()[0][:300] if verdict["message"] else "failed"
+            results.setdefault(student, {})[aid] = {
+                "score": float(submission.score),
+                "max_score": float(submission.max_score),
+                "tests": tests,
+                "messages": {g: m for g, m in messages.items() if tests.get(g, (0, 0))[0] < tests.get(g, (0, 0))[1]},
+                "intake": record["intake"],
+                "seconds": record["seconds"],
+            }
     return results
 
 
@@ -334,7 +406,7 @@ def write_summary(results: dict, state: pathlib.Path) -> pathlib.Path:
 # demo
 
 
-def demo(state: pathlib.Path, seed: int | None = None) -> dict:
+def demo(state: pathlib.Path, seed: int | None = None, jobs: int = 1) -> dict:
     """Copy the example class into a fresh state folder and run the whole pipeline."""
     ids = assignment_ids()
     if state.exists():
@@ -347,7 +419,7 @@ def demo(state: pathlib.Path, seed: int | None = None) -> dict:
     problems = check_release(ids)
     if problems:
         print("warning: " + "\n         ".join(problems))
-    results = grade(ids, state, seed if seed is not None else grader_seed())
+    results = grade(ids, state, seed if seed is not None else grader_seed(), jobs=jobs)
     print()
     print_table(results, ids)
     print(f"\ngradebook: {Nbgrader(state).db_url}\nfeedback:  {state / 'feedback'}\n"
@@ -365,8 +437,10 @@ def main(argv=None) -> int:
     p_grade.add_argument("assignments", nargs="*")
     p_grade.add_argument("--state", type=pathlib.Path, default=ROOT / "grading")
     p_grade.add_argument("--json", type=pathlib.Path, help="also write the results as JSON here")
+    p_grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     p_demo = sub.add_parser("demo", help="grade the example class in grading/demo")
     p_demo.add_argument("--state", type=pathlib.Path, default=ROOT / "grading" / "demo")
+    p_demo.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
@@ -379,14 +453,16 @@ def main(argv=None) -> int:
             return 1 if problems else 0
         elif args.command == "grade":
             ids = assignment_ids(args.assignments)
-            results = grade(ids, args.state.resolve(), grader_seed())
+            if args.jobs < 1:
+                raise PipelineError(f"--jobs must be at least 1, got {args.jobs}")
+            results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs)
             print()
             print_table(results, ids)
             print(f"\nper-student summary: {write_summary(results, args.state.resolve())}")
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2, sort_keys=True))
         elif args.command == "demo":
-            demo(args.state.resolve())
+            demo(args.state.resolve(), jobs=args.jobs)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
