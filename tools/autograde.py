@@ -29,6 +29,8 @@ survive hostile submissions:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import pathlib
@@ -213,18 +215,42 @@ def _scores(db_path: pathlib.Path, aid: str, student: str) -> tuple[dict, dict, 
         return grades, comments, notebook_name, timestamp
 
 
-def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dict,
-                     notebook_seconds: float = NOTEBOOK_SECONDS) -> dict:
-    """Grade one submission in its own scratch folder; returns the JSON record :func:`commit` writes."""
+def kernel_seed(seed: int, aid: str, student: str) -> int:
+    """The seed the student's own kernel sees: derived from the secret seed, useless for recovering it.
+
+    Code in the kernel can read its environment, and a seed printed into the notebook would reach the
+    student with the feedback; the verdicts come from the verifier, which uses the real seed.
+    """
+    digest = hmac.new(str(seed).encode(), f"{aid}/{student}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dict, seed: int,
+                     notebook_seconds: float | None = None) -> dict:
+    """Grade one submission in its own scratch folder; returns the JSON record :func:`commit` writes.
+
+    ``env``: the grading environment for the kernel (without the seed); ``seed``: the grader's secret seed,
+    which only this (trusted) process and the verifier's checks use.
+    """
     state = pathlib.Path(state)
-    started = time.monotonic()
-    template = work_dir(state, aid) / "template"
     # Outside the state folder: the sandbox hides the state (gradebook, other submissions) from student code,
     # and the kernel's working folder must not lie under a hidden one.
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:40]
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"cnn-grade-{aid}-{safe}-"))
+    try:
+        return _grade_in(scratch, aid, student, state, env, seed, notebook_seconds or NOTEBOOK_SECONDS)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _grade_in(scratch: pathlib.Path, aid: str, student: str, state: pathlib.Path, env: dict, seed: int,
+              notebook_seconds: float) -> dict:
+    started = time.monotonic()
+    template = work_dir(state, aid) / "template"
     shutil.copy2(template / "gradebook.db", scratch / "gradebook.db")
-    env = dict(env)
+    env = {**env, "CNN_COURSE_GRADER_SEED": str(kernel_seed(seed, aid, student))}
+    os.environ["CNN_COURSE_GRADER_SEED"] = str(seed)  # the verifier's checks in this (trusted) process
 
     master = template / "release" / aid / f"{aid}.ipynb"
     folder = state / "submitted" / student / aid
@@ -255,7 +281,6 @@ def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dic
     verify_started = time.monotonic()
     if aid in VERIFIED:
         sources = intake_module.solution_sources(intake)
-        os.environ.setdefault("CNN_COURSE_GRADER_SEED", env.get("CNN_COURSE_GRADER_SEED", ""))
         for gid, verdict in _verifier(aid).verify(sources, scratch / "verify").items():
             verdicts[gid] = {"score": verdict.score, "points": verdict.points, "passed": verdict.passed,
                              "message": verdict.message}

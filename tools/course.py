@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import hmac
 import json
 import os
 import pathlib
@@ -243,22 +241,12 @@ def check_feedback(state: pathlib.Path) -> list[str]:
     return leaks
 
 
-def kernel_seed(seed: int, aid: str, student: str) -> int:
-    """The seed the student's own kernel sees: derived from the secret seed, useless for recovering it.
-
-    Code in the kernel can read its environment, and a seed printed into the notebook would reach the
-    student with the feedback; the verdicts come from the verifier, which uses the real seed.
-    """
-    digest = hmac.new(str(seed).encode(), f"{aid}/{student}".encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 def _grade_task(aid: str, student: str, state: str, seed: int) -> dict:
     from tools import autograde
 
-    os.environ[SEED_VARIABLE] = str(seed)  # the verifier's (trusted) checks, in this worker process only
-    env = grading_env(kernel_seed(seed, aid, student))
-    return autograde.grade_submission(aid, student, state, env)
+    env = grading_env(seed)
+    env.pop(SEED_VARIABLE)  # the kernel gets a seed of its own (autograde.kernel_seed), never this one
+    return autograde.grade_submission(aid, student, state, env, seed)
 
 
 def _run_tasks(tasks: list[tuple], jobs: int):
