@@ -56,18 +56,9 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_conv.py
 
-# Lectures 6-9 train networks and get three minutes each (--budget 180); the others one
-# minute (run_notebooks.py's default). NB may name any of them, in any order.
-LECTURE_NBS  = $(if $(NB),$(NB),$(sort $(wildcard lectures/[0-9]*.ipynb)))
-LONG_LECTURES = $(foreach nb,$(LECTURE_NBS),$(if $(filter 06_% 07_% 08_% 09_%,$(notdir $(nb))),$(nb)))
-
+# run_notebooks.py gives each lecture its budget: one minute, three for the training lectures 6-9.
 lectures: $(STAMP)
-	@status=0; \
-	short="$(strip $(filter-out $(LONG_LECTURES),$(LECTURE_NBS)))"; \
-	long="$(strip $(LONG_LECTURES))"; \
-	if [ -n "$$short" ]; then $(PY) tools/run_notebooks.py $$short || status=1; fi; \
-	if [ -n "$$long" ]; then $(PY) tools/run_notebooks.py --budget 180 $$long || status=1; fi; \
-	exit $$status
+	$(PY) tools/run_notebooks.py $(NB)
 
 release: $(STAMP)
 	$(PY) tools/course.py release
