@@ -127,6 +127,10 @@ def _autograde(aid: str, student: str, scratch: pathlib.Path, template: pathlib.
     config.CourseDirectory.submitted_directory = "submitted"
     config.CourseDirectory.autograded_directory = "autograded"
     config.CourseDirectory.db_url = f"sqlite:///{scratch / 'gradebook.db'}"
+    # Sockets as files, at an absolute path (a relative one would be resolved from two different folders): the
+    # kernel then needs no network at all (see utils.grading.kernel). Unix socket paths must stay short.
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(scratch / "ipc")
     for section in ("ExecutePreprocessor", "Execute"):
         config[section].kernel_name = name
         config[section].timeout = CELL_SECONDS
@@ -235,8 +239,8 @@ def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dic
     state = pathlib.Path(state)
     # Outside the state folder: the sandbox hides the state (gradebook, other submissions) from student code,
     # and the kernel's working folder must not lie under a hidden one.
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:40]
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"cnn-grade-{aid}-{safe}-"))
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:12]
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"cnng-{safe}-"))
     try:
         return _grade_in(scratch, aid, student, state, env, seed, notebook_seconds or NOTEBOOK_SECONDS)
     except BaseException:

@@ -11,8 +11,10 @@ read it and runs ``python -m ipykernel_launcher -f <copy>`` through
 processes, file size, CPU time), a wall-clock limit, no view of the hidden
 paths (solutions, gradebook, other submissions, the grader's secret), and no
 PID namespace (ipykernel shuts down when it believes its parent has gone).
-The kernel keeps the network, because it talks to nbgrader over TCP on
-loopback; the verifier's child, which decides the scores, has none.
+With ZeroMQ's ``ipc`` transport (the grader asks for it), the kernel binds its
+sockets as files in its own folder and the grader reaches them through links
+at the paths it expects, so the kernel gets a new, empty network namespace;
+with ``tcp`` it keeps the network (it must reach the grader on loopback).
 
 Interrupts are sent as messages (``interrupt_mode: message``), because a
 signal to this wrapper would not reach the sandboxed kernel. When nbgrader
@@ -22,6 +24,7 @@ kills the kernel (or the wrapper dies), the sandbox kills the whole tree;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -100,6 +103,18 @@ def main(argv: list[str]) -> int:
                "--HistoryManager.hist_file=:memory:"]
     # bubblewrap gives the child a fresh /dev without the GPU's device files: on a GPU machine the kernel
     # keeps the uid, rlimits and mount namespace (hidden paths) but not bubblewrap.
+    info = json.loads(connection.read_text())
+    if info.get("transport") == "ipc":
+        # Sockets as files: the kernel binds them in its own folder, the client finds them through links at
+        # the paths it expects. The kernel then needs no network at all (a new, empty network namespace).
+        limits = dataclasses.replace(limits, network=False)
+        client_prefix, kernel_prefix = info["ip"], str(run_dir / "kernel-ipc")
+        for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+            link = pathlib.Path(f"{client_prefix}-{info[key]}")
+            link.unlink(missing_ok=True)
+            link.symlink_to(f"{kernel_prefix}-{info[key]}")
+        info["ip"] = kernel_prefix
+        connection.write_text(json.dumps(info))
     result = sandbox.run(command, cwd=run_dir, limits=limits, env=env, readable=[ROOT],
                          hidden=hidden_paths(), new_pid_namespace=False, bubblewrap=False if gpu else None)
     (kernel_dir / f"{run_dir.name}.json").write_text(json.dumps(
