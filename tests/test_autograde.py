@@ -129,3 +129,21 @@ def test_cap_outputs_cuts_floods_and_big_images(tmp_path):
     assert len(text) < autograde.MAX_OUTPUT_TEXT + 100 and text.endswith("characters]")
     assert "image/png" not in again.cells[0].outputs[1]["data"]
     assert path.stat().st_size < 100_000
+
+
+def test_cap_outputs_removes_active_html_and_bounds_the_total(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    html = nbformat.v4.new_code_cell("display(HTML(...))")
+    html.outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<script>steal()</script>",
+                                                                 "text/plain": "<IPython.core.display.HTML>"})]
+    many = nbformat.v4.new_code_cell("for i in range(500): print(...)")
+    many.outputs = [nbformat.v4.new_output("stream", name="stdout", text="y" * 19_000) for _ in range(500)]
+    nb.cells += [html, many]
+    path = pathlib.Path(tmp_path / "many.ipynb")
+    nbformat.write(nb, path)
+    autograde.cap_outputs(path)
+    again = nbformat.read(path, as_version=4)
+    assert again.cells[0].outputs[0]["data"] == {"text/plain": "<IPython.core.display.HTML>"}
+    assert path.stat().st_size < autograde.MAX_NOTEBOOK_OUTPUT + 100_000

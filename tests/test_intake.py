@@ -629,3 +629,18 @@ def test_bad_instructor_input_raises(tmp_path):
         read_submission(folder, path)
     with pytest.raises(ValueError, match="max_bytes"):
         read_submission(folder, MASTER, max_bytes=0)
+
+
+def test_nbgrader_markers_in_student_code_are_defused(tmp_path):
+    # nbgrader's ClearHiddenTests refuses a cell holding "BEGIN HIDDEN TESTS" without its end marker: one
+    # student's comment would stop the feedback of the whole class
+    nb = nbformat.read(ALICE, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "conv_param_count")
+    cell.source = "# BEGIN HIDDEN TESTS\n" + cell.source
+    folder = tmp_path / "mallory" / AID
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / f"{AID}.ipynb")
+    result = intake.read_submission(folder, MASTER)
+    assert result.status == "repaired"
+    assert result.items["conv_param_count"].source.startswith("# BEGIN-HIDDEN-TESTS\n")
+    assert any("nbgrader's marker of hidden tests" in m for m in result.messages)

@@ -53,12 +53,18 @@ CELL_SECONDS = int(os.environ.get("CNN_COURSE_CELL_SECONDS", 60))               
 VERIFY_SECONDS = float(os.environ.get("CNN_COURSE_VERIFY_SECONDS", 30))        # one verifier child
 MAX_OUTPUT_TEXT = 20_000       # characters of one output kept in the autograded notebook (and the feedback)
 MAX_OUTPUT_IMAGE = 300_000     # bytes of one embedded image (base64) kept
+MAX_NOTEBOOK_OUTPUT = 2_000_000  # all outputs of one autograded notebook (JSON characters)
 VERIFIED_MARK = "[verified]"  # starts every comment and override this grader writes
 
-# The assignments whose autograded functions the trusted verifier decides, with the guard
-# (forbidden-call tripwires) each call runs under.
+# The assignments whose autograded functions the trusted verifier decides: the modules its child may not
+# import (reference implementations) and the functions that are tripwires there.
 VERIFIED = {
-    "a1_numpy_convolution": "utils.grading.a1:guard",
+    "a1_numpy_convolution": {
+        "blocked_modules": ("utils.conv", "utils.shapes", "utils.models", "utils.filters", "utils.grading.a1",
+                            "utils.grading.a2", "utils.grading.a3", "utils.grading.verify", "scipy", "torch",
+                            "tensorflow", "keras", "skimage", "cv2", "jax"),
+        "tripwires": ("numpy.convolve", "numpy.correlate"),
+    },
 }
 
 
@@ -95,7 +101,7 @@ def _verifier(aid: str):
     if aid not in _VERIFIERS:
         from utils.grading import verify
 
-        assignment = verify.assignment_from_notebook(ROOT / "solutions" / aid / f"{aid}.ipynb", guard=VERIFIED[aid])
+        assignment = verify.assignment_from_notebook(ROOT / "solutions" / aid / f"{aid}.ipynb", **VERIFIED[aid])
         hidden = [ROOT / "solutions", ROOT / "grading", ROOT / ".grader_secret", ROOT / "examples", ROOT / "tests",
                   ROOT / ".git"]
         _VERIFIERS[aid] = verify.Verifier(assignment, hidden_paths=[p for p in hidden if p.exists()],
@@ -118,7 +124,7 @@ def _autograde(aid: str, student: str, scratch: pathlib.Path, template: pathlib.
 
     from utils.grading import kernel
 
-    kernel_env = {name: env[name] for name in kernel.PASSED_VARIABLES if name in env}
+    kernel_env = {name: env[name] for name in (*kernel.PASSED_VARIABLES, *kernel.WRAPPER_VARIABLES) if name in env}
     kernel_env["CNN_COURSE_KERNEL_SECONDS"] = str(notebook_seconds + 30)
     name = kernel.install_kernelspec(scratch / "jupyter", scratch / "kernel", env=kernel_env)
     config = Config()
@@ -173,7 +179,12 @@ def _autograde(aid: str, student: str, scratch: pathlib.Path, template: pathlib.
 
 
 def cap_outputs(path: pathlib.Path) -> int:
-    """Cut every output of an executed notebook to the caps (a flood would end up in the feedback); returns cuts."""
+    """Make an executed notebook safe and small for the feedback; returns how many outputs were changed.
+
+    Each text output is cut at MAX_OUTPUT_TEXT characters, each image over MAX_OUTPUT_IMAGE is removed, HTML
+    and JavaScript outputs are replaced by their plain-text form (student HTML would run in whoever opens the
+    feedback), and when all outputs together still exceed MAX_NOTEBOOK_OUTPUT the largest go first.
+    """
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -188,9 +199,10 @@ def cap_outputs(path: pathlib.Path) -> int:
                 value = data[mime]
                 value = "".join(value) if isinstance(value, list) else value
                 limit = MAX_OUTPUT_TEXT if mime.startswith("text/") else MAX_OUTPUT_IMAGE
-                if isinstance(value, str) and len(value) > limit:
+                active = mime in ("text/html", "application/javascript", "image/svg+xml") or "script" in mime
+                if active or (isinstance(value, str) and len(value) > limit):
                     data.pop(mime)
-                    data.setdefault("text/plain", f"[{mime} output of {len(value):,} characters removed]")
+                    data.setdefault("text/plain", f"[{mime} output of {len(str(value)):,} characters removed]")
                     cuts += 1
             if output.get("output_type") == "error":
                 trace = output.get("traceback", [])
@@ -198,6 +210,15 @@ def cap_outputs(path: pathlib.Path) -> int:
                     output["traceback"] = [*trace[:3], "[... traceback cut]", *trace[-2:]][:6]
                     output["evalue"] = output.get("evalue", "")[:2000]
                     cuts += 1
+    sized = [(len(json.dumps(output)), cell, i) for cell in nb.cells for i, output in enumerate(cell.get("outputs", []))]
+    total = sum(size for size, _, _ in sized)
+    for size, cell, i in sorted(sized, key=lambda item: -item[0]):
+        if total <= MAX_NOTEBOOK_OUTPUT:
+            break
+        cell.outputs[i] = nbformat.v4.new_output("stream", name="stdout",
+                                                 text="[output removed: the notebook's outputs were too large]\n")
+        total -= size
+        cuts += 1
     if cuts:
         nbformat.write(nb, path)
     return cuts
@@ -285,7 +306,7 @@ def _grade_in(scratch: pathlib.Path, aid: str, student: str, state: pathlib.Path
     verify_started = time.monotonic()
     if aid in VERIFIED:
         sources = intake_module.solution_sources(intake)
-        for gid, verdict in _verifier(aid).verify(sources, scratch / "verify").items():
+        for gid, verdict in _verifier(aid).verify(sources, scratch / "verify", hidden=[state, template]).items():
             verdicts[gid] = {"score": verdict.score, "points": verdict.points, "passed": verdict.passed,
                              "message": verdict.message}
         shutil.rmtree(scratch / "verify", ignore_errors=True)

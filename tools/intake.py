@@ -127,6 +127,7 @@ __all__ = [
 ]
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
+_NBGRADER_MARKER = re.compile(r"(BEGIN|END) HIDDEN TESTS")
 OUTPUT_NOTE_BYTES = 2**20
 MAX_CANDIDATES = 10
 
@@ -633,6 +634,15 @@ def _match(student: str, m: _Master, nb: dict, messages: list[str], file: str) -
     if output_bytes > OUTPUT_NOTE_BYTES:
         messages.append(f"the notebook's saved outputs ({_human(output_bytes)}) were dropped; "
                         "the grader runs every cell again")
+
+    # nbgrader's markers in a student's code would make nbgrader cut or refuse the cell at feedback time.
+    for item in items.values():
+        cleaned = _NBGRADER_MARKER.sub(lambda found: found.group(0).replace(" ", "-"), item.source)
+        if cleaned != item.source:
+            item.source = cleaned
+            messages.append(f"the cell `{item.grade_id}` contained nbgrader's marker of hidden tests; its spaces "
+                            "were replaced by '-'")
+            repaired = True
 
     repaired = repaired or any(it.status != "ok" for it in items.values())
     return Intake(student, m.path.stem, "repaired" if repaired else "ok", messages, items,

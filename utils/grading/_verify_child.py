@@ -6,9 +6,12 @@ Started only inside the sandbox (:mod:`utils.grading.sandbox`). Reads
 ``JOB_DIR/job.json`` (written by :mod:`utils.grading.verify`) and the input
 arrays next to it, executes the assignment's setup cells and the student's
 solution cells in one namespace, then makes each requested call under the
-assignment's guard (forbidden references become tripwires) and appends one
-JSON line per event to ``OUT_DIR/results.jsonl``, flushed at once, so that a
+assignment's guard (forbidden references become tripwires) and writes one
+JSON line per event to a private duplicate of its stdout (a pipe the parent
+reads; fd 1 itself goes to /dev/null before student code runs), so that a
 child killed mid-way still reports every call it finished:
+
+    {"event": "ready"}   (before any student code: the reference modules are blocked)
 
     {"event": "cell_start", "grade_id": ...}
     {"event": "cell", "grade_id": ..., "ok": true | false, "error": "..."}
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
 import io
 import os
 import pathlib
@@ -39,13 +43,41 @@ MAX_TRACEBACK = 3000
 
 
 class _Log:
-    def __init__(self, path: pathlib.Path):
-        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
+    """Events go to a private duplicate of the original stdout (a pipe to the parent), never to a file:
+    student code cannot delete it, and fd 1 itself is pointed at /dev/null before any student code runs."""
+
+    def __init__(self):
+        self.fd = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
 
     def write(self, record: dict) -> None:
-        self.handle.write(transport.dumps(record) + "\n")
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
+        data = (transport.dumps(record) + "\n").encode()
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+class _BlockReferences(importlib.abc.MetaPathFinder):
+    """Makes the course's and the libraries' reference implementations unimportable for the whole run."""
+
+    def __init__(self, packages):
+        self.packages = tuple(packages)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
+            raise ImportError(f"{fullname} is off limits while your functions are checked")
+        return None
+
+
+def _tripwire(dotted):
+    def forbidden(*args, **kwargs):
+        raise _ForbiddenCall(f"called {dotted}: the library and course implementations are off limits here")
+    return forbidden
+
+
+class _ForbiddenCall(Exception):
+    pass
 
 
 def _student_frames(error: BaseException) -> str:
@@ -54,25 +86,28 @@ def _student_frames(error: BaseException) -> str:
     return text[-MAX_TRACEBACK:]
 
 
-def _copy(value):
-    return value.copy() if isinstance(value, np.ndarray) else value
-
-
-def _unchanged(before, after) -> bool:
-    if isinstance(before, np.ndarray):
-        return (isinstance(after, np.ndarray) and after.shape == before.shape and after.dtype == before.dtype
-                and np.array_equal(after, before, equal_nan=True))
-    return True
+def _fingerprint(value):
+    # bytes, shape and dtype: compared with bytes.__eq__, which student code cannot patch
+    if isinstance(value, np.ndarray):
+        return (value.shape, value.dtype.str, np.ndarray.tobytes(value))
+    return None
 
 
 def main(argv: list[str]) -> int:
     job_dir, out_dir = pathlib.Path(argv[0]), pathlib.Path(argv[1])
+    log = _Log()
     job = transport.loads((job_dir / "job.json").read_text(encoding="utf-8"))
-    log = _Log(out_dir / "results.jsonl")
-    guard = None
-    if job.get("guard"):
-        module_name, _, attribute = job["guard"].partition(":")
-        guard = getattr(importlib.import_module(module_name), attribute)
+    # Before any student code: the reference modules cannot be imported, forbidden functions of modules
+    # that must stay (NumPy) are tripwires, and the comparison of inputs uses bytes, which no patch reaches.
+    for name in list(sys.modules):
+        if any(name == p or name.startswith(p + ".") for p in job["blocked_modules"]):
+            del sys.modules[name]
+    sys.meta_path.insert(0, _BlockReferences(job["blocked_modules"]))
+    for dotted in job["tripwires"]:
+        module_name, _, attribute = dotted.rpartition(".")
+        module = sys.modules.get(module_name) or importlib.import_module(module_name)
+        setattr(module, attribute, _tripwire(dotted))
+    log.write({"event": "ready"})
 
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     for index, code in enumerate(job["setup"]):
@@ -96,16 +131,18 @@ def main(argv: list[str]) -> int:
                 raise NameError(f"name {call['function']!r} is not defined (its cell did not define it)")
             args = [transport.decode(record, job_dir) for record in call["args"]]
             kwargs = {key: transport.decode(record, job_dir) for key, record in call["kwargs"].items()}
-            before = [_copy(a) for a in args]
-            context = guard(function, call["function"]) if guard else contextlib.nullcontext()
-            with context, contextlib.redirect_stdout(io.StringIO()):
+            before = [_fingerprint(a) for a in args]
+            with contextlib.redirect_stdout(io.StringIO()):
                 value = function(*args, **kwargs)
-            modified = [i for i, (b, a) in enumerate(zip(before, args, strict=True)) if not _unchanged(b, a)]
+            modified = [i for i, (b, a) in enumerate(zip(before, args, strict=True)) if b != _fingerprint(a)]
             log.write({"event": "result", "id": call["id"], "modified": modified,
                        "value": transport.encode(value, out_dir, f"r{call['id']}")})
         except BaseException as error:  # noqa: BLE001 (SystemExit and KeyboardInterrupt from student code too)
-            log.write({"event": "raised", "id": call["id"], "type": type(error).__name__,
-                       "message": str(error)[:1000], "traceback": _student_frames(error)})
+            kind = "ForbiddenCall" if isinstance(error, (_ForbiddenCall, ImportError)) and (
+                "off limits" in str(error)) else type(error).__name__
+            log.write({"event": "raised", "id": call["id"], "type": kind,
+                       "message": f"{call['function']} {error}" if kind == "ForbiddenCall" else str(error)[:1000],
+                       "traceback": _student_frames(error)})
     return 0
 
 

@@ -40,8 +40,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Passed through from the grader's environment to the kernel (nothing else is).
 PASSED_VARIABLES = ("CNN_COURSE_GRADER_SEED", "CNN_COURSE_OFFLINE", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
-                     "OMP_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION", "LANG", "NBGRADER_EXECUTION",
-                     "CNN_COURSE_KERNEL_SECONDS", "CNN_COURSE_KERNEL_HIDDEN", "CUDA_VISIBLE_DEVICES")
+                    "OMP_NUM_THREADS", "PYDEVD_DISABLE_FILE_VALIDATION", "LANG", "NBGRADER_EXECUTION",
+                    "CUDA_VISIBLE_DEVICES")
+# Read by this wrapper only (never passed on: the student's code need not know where the grading state is).
+WRAPPER_VARIABLES = ("CNN_COURSE_KERNEL_SECONDS", "CNN_COURSE_KERNEL_HIDDEN")
 KERNEL_SECONDS = 300.0           # the whole life of one kernel (nbgrader's per-notebook limit is below it)
 KERNEL_MEMORY = 8 * 2**30        # address space: PyTorch and TensorFlow reserve a lot of it
 KERNEL_PROCESSES = 256           # threads count too (BLAS, PyTorch, ZMQ)

@@ -25,10 +25,15 @@ A child that crashes, hangs or floods is killed by the sandbox; every call it
 finished still counts, the call it was in fails with the sandbox's message, and
 the remaining calls of other functions run in a fresh child.
 
-A static scan of the student's source (:func:`dynamic_access`) flags the ways
-around the forbidden-call tripwires (``importlib``, ``__import__``, ``getattr``
-with a computed name, ``exec``/``eval``, ``sys.modules``, ``ctypes``): a test of
-a function that uses them fails with a message saying so.
+In the child the reference implementations cannot be imported at all (the
+course's ``utils.conv`` and checks, SciPy, PyTorch, TensorFlow: ``blocked_modules``)
+and the forbidden functions of modules that must stay are tripwires
+(``np.convolve``: ``tripwires``), before any student code runs; so a value the
+child reports can only have been computed by the student's own code. A static
+scan of the student's source (:func:`dynamic_access`) flags the ways around the
+tripwires (``importlib``, ``__import__``, ``getattr`` with a computed name,
+``exec``/``eval``, ``sys.modules``, ``ctypes``, private attributes such as
+``np._core``): a test of a function that uses them fails with a message saying so.
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ class Assignment:
     setup: list[str]                  # code cells run before the solutions (imports ...)
     solutions: dict[str, str]         # solution grade_id -> the instructor's code
     tests: dict[str, tuple[str, float]]  # test grade_id -> (code, points)
-    guard: str | None = None          # "module:function" that wraps each call with tripwires
+    blocked_modules: tuple[str, ...] = ()  # cannot be imported in the child (reference implementations)
+    tripwires: tuple[str, ...] = ()        # "module.function" replaced by a ForbiddenCall raiser in the child
 
 
 def defined_names(code: str) -> list[str]:
@@ -109,7 +115,9 @@ def dynamic_access(code: str) -> list[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             found += [m for m in modules if m.split(".")[0] in _DYNAMIC_NAMES]
-        elif isinstance(node, ast.Attribute) and node.attr in ("__dict__", "__globals__", "__code__", "modules"):
+        elif isinstance(node, ast.Attribute) and (node.attr in ("__dict__", "__globals__", "__code__", "modules")
+                                                  or (node.attr.startswith("_") and not node.attr.startswith("__")
+                                                      and node.attr != "_exit")):
             found.append(f".{node.attr}")
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
               and len(node.args) >= 2 and not isinstance(node.args[1], ast.Constant)):
@@ -213,7 +221,8 @@ class Verifier:
 
     # -- 2. run the student's cells in the sandbox ----------------------------------------------
 
-    def _run_child(self, student: dict[str, str], calls: list[_Call], scratch: pathlib.Path) -> dict[str, dict]:
+    def _run_child(self, student: dict[str, str], calls: list[_Call], scratch: pathlib.Path,
+                   hidden: tuple = ()) -> dict[str, dict]:
         """call id -> the child's event for it ("result" / "raised", or a synthetic "crashed").
 
         A child that dies while executing a solution cell (an endless loop at the top level, ``os._exit``)
@@ -241,7 +250,8 @@ class Verifier:
             cells = [{"grade_id": gid, "code": "" if gid in broken else student.get(gid, "")}
                      for gid in self.assignment.solutions]
             job = {
-                "guard": self.assignment.guard,
+                "blocked_modules": list(self.assignment.blocked_modules),
+                "tripwires": list(self.assignment.tripwires),
                 "setup": self.assignment.setup,
                 "cells": cells,
                 "calls": [{"id": c.id, "function": c.function,
@@ -259,12 +269,13 @@ class Verifier:
                    "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(out_dir), "PYTHONDONTWRITEBYTECODE": "1",
                    "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "CNN_COURSE_OFFLINE": "1"}
             run = self.runner or sandbox.run
-            limits = sandbox.Limits(wall_seconds=min(self.wall_seconds, remaining))
+            limits = sandbox.Limits(wall_seconds=min(self.wall_seconds, remaining), output_bytes=4 * 2**20)
             result = run(argv, cwd=out_dir, limits=limits, env=env, writable=(out_dir,), readable=(job_dir,),
-                         hidden=self.hidden_paths)
+                         hidden=(*self.hidden_paths, *hidden))
             self.children += 1
-            lines = _lines(out_dir / "results.jsonl")
-            if not lines:  # it died before any student code ran: the grader's fault, not the student's
+            lines = result.stdout.decode("utf-8", errors="replace").splitlines()
+            if not lines or lines[0] != transport.dumps({"event": "ready"}):
+                # it died before any student code ran: the grader's fault, not the student's
                 raise VerifierError(f"the verifier's child did not start: {result.message()}\n"
                                     + result.stderr.decode("utf-8", errors="replace")[-2000:])
             in_cell = in_call = None
@@ -308,17 +319,21 @@ class Verifier:
 
     # -- 3. replay ------------------------------------------------------------------------------
 
-    def verify(self, student: dict[str, str], scratch: pathlib.Path | None = None) -> dict[str, Verdict]:
-        """Verdicts for every graded test cell; ``student`` maps solution grade_id -> the student's code."""
+    def verify(self, student: dict[str, str], scratch: pathlib.Path | None = None,
+               hidden: Iterable[pathlib.Path] = ()) -> dict[str, Verdict]:
+        """Verdicts for every graded test cell; ``student`` maps solution grade_id -> the student's code.
+
+        ``hidden``: more paths the child must not see (the grading state folder of this run).
+        """
         owned = scratch is None
         scratch = pathlib.Path(tempfile.mkdtemp(prefix="cnn-verify-")) if owned else scratch
         try:
-            return self._verify(student, scratch)
+            return self._verify(student, scratch, tuple(p for p in hidden if pathlib.Path(p).exists()))
         finally:
             if owned:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    def _verify(self, student: dict[str, str], scratch: pathlib.Path) -> dict[str, Verdict]:
+    def _verify(self, student: dict[str, str], scratch: pathlib.Path, hidden: tuple) -> dict[str, Verdict]:
         flagged = {}
         for gid, names in self.functions.items():
             constructs = dynamic_access(student.get(gid, ""))
@@ -341,7 +356,7 @@ class Verifier:
             if todo:
                 round_dir = scratch / f"round{round_number}"
                 round_dir.mkdir(parents=True)
-                events = self._run_child(student, todo, round_dir)
+                events = self._run_child(student, todo, round_dir, hidden)
                 for call in todo:
                     answers[_key(call.function, call.args, call.kwargs)] = events[call.id]
             unforeseen: list[_Call] = []
@@ -425,19 +440,12 @@ def _snapshot(value):
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _lines(path: pathlib.Path) -> list[str]:
-    if not path.is_file() or path.is_symlink():
-        return []
-    with path.open("rb") as handle:
-        data = handle.read(32 * 2**20)
-    return data.decode("utf-8", errors="replace").splitlines()
-
-
 # ---------------------------------------------------------------------------------------------
 # from an nbgrader notebook
 
 
-def assignment_from_notebook(path: pathlib.Path, guard: str | None = None) -> Assignment:
+def assignment_from_notebook(path: pathlib.Path, blocked_modules: Iterable[str] = (),
+                             tripwires: Iterable[str] = ()) -> Assignment:
     """The verifier's view of an instructor (source) notebook: setup, solution and test cells by grade_id.
 
     Setup cells are the code cells before the first solution cell, except the Colab/device cell
@@ -446,7 +454,8 @@ def assignment_from_notebook(path: pathlib.Path, guard: str | None = None) -> As
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    assignment = Assignment(setup=[], solutions={}, tests={}, guard=guard)
+    assignment = Assignment(setup=[], solutions={}, tests={}, blocked_modules=tuple(blocked_modules),
+                            tripwires=tuple(tripwires))
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code":
