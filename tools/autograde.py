@@ -53,7 +53,7 @@ CELL_SECONDS = int(os.environ.get("CNN_COURSE_CELL_SECONDS", 60))               
 VERIFY_SECONDS = float(os.environ.get("CNN_COURSE_VERIFY_SECONDS", 30))        # one verifier child
 MAX_OUTPUT_TEXT = 20_000       # characters of one output kept in the autograded notebook (and the feedback)
 MAX_OUTPUT_IMAGE = 300_000     # bytes of one embedded image (base64) kept
-MAX_NOTEBOOK_OUTPUT = 2_000_000  # all outputs of one autograded notebook (JSON characters)
+MAX_NOTEBOOK_OUTPUT = 1_000_000  # all outputs of one autograded notebook (JSON characters; feedback < 2 MB)
 VERIFIED_MARK = "[verified]"  # starts every comment and override this grader writes
 
 # The assignments whose autograded functions the trusted verifier decides: the modules its child may not

@@ -329,6 +329,8 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
         leak.unlink()
         student, aid = leak.parent.parent.name, leak.parent.name
         errors[(student, aid)] = f"feedback withheld: {leak.name} quoted the hidden tests"
+    problems_file = state / "problems.json"
+    problems_file.write_text(json.dumps({f"{s}/{a}": m for (s, a), m in sorted(errors.items())}, indent=1))
     if errors:
         print("problems (each costs only that submission):\n  "
               + "\n  ".join(f"{s} {a}: {m}" for (s, a), m in sorted(errors.items())), file=sys.stderr)

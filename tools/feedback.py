@@ -21,7 +21,9 @@ import json
 import pathlib
 import re
 
+import nbformat
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "hidden=True")
@@ -30,6 +32,9 @@ _HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS",
 
 
 class RedactTestTracebacks(Preprocessor):
+    # nbconvert's preprocessors are off unless enabled; nbgrader registers these by name, without enabling
+    enabled = Bool(True).tag(config=True)
+
     def preprocess_cell(self, cell, resources, index):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade"):
@@ -63,6 +68,8 @@ def quotes_hidden_tests(text: str, lines: tuple[str, ...]) -> bool:
 
 
 class RedactHiddenTests(Preprocessor):
+    enabled = Bool(True).tag(config=True)
+
     def preprocess(self, nb, resources):
         assignment = resources.get("nbgrader", {}).get("assignment", "")
         self._lines = hidden_lines(assignment) if assignment else ()
@@ -72,5 +79,5 @@ class RedactHiddenTests(Preprocessor):
         if cell.cell_type == "code":
             for i, output in enumerate(cell.get("outputs", [])):
                 if quotes_hidden_tests(_text(output), self._lines):
-                    cell.outputs[i] = {"output_type": "stream", "name": "stdout", "text": NOTICE}
+                    cell.outputs[i] = nbformat.v4.new_output("stream", name="stdout", text=NOTICE)
         return cell, resources

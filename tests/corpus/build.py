@@ -226,7 +226,7 @@ def build_hangs(alice) -> None:
     entry("c04_infinite_loop", 4, "endless loop in a function (conv_param_count) and at the top level of a cell "
           "(pool_backward's, after the function)", scores(conv_param_count=0, pool_backward=0),
           messages={"conv_param_count_tests": "time limit", "pool_backward_tests": "time limit"},
-          known_bugs={"feedback": INTERRUPT_LEAK},
+          
           notes="The verifier loses a cell whose top level never finishes (its functions fail), although "
                 "in a Jupyter session interrupted by hand pool_backward would be defined.")
 
@@ -277,8 +277,6 @@ def build_memory(alice) -> None:
     entry("c06_memory_bomb", 6, "memory bomb in conv_param_count (1 GiB more, written, at every step) and one 8 TiB "
           "allocation at the top level of conv_output_size's cell",
           scores(conv_param_count=0), messages={"conv_param_count_tests": ["MemoryError", "time limit"]},
-          known_bugs={"feedback": INTERRUPT_LEAK + BOMB_TIMING},
-          timing_dependent=("feedback",),
           notes="conv_output_size is defined before the top-level allocation fails, so its test passes (as in "
                 "Jupyter). The function's bomb writes every page: on a slow machine it meets the time limit "
                 "before the memory limit, either way a failure.")
@@ -305,10 +303,9 @@ def build_memory(alice) -> None:
     write("c07_gpu_memory_bomb", nb)
     entry("c07_gpu_memory_bomb", 7, "GPU memory bomb (torch on cuda if available, else the CPU) in conv_output_size "
           "and a 4 TiB allocation at the top level of conv_param_count's cell", scores(conv_output_size=0),
-          messages={"conv_output_size_tests": ["allocate", "time limit"]},
-          known_bugs={"feedback": INTERRUPT_LEAK + BOMB_TIMING},
-          timing_dependent=("feedback",),
-          notes="Without a GPU this is a memory bomb through PyTorch's CPU allocator.")
+          messages={"conv_output_size_tests": ["allocate", "time limit", "torch is off limits"]},
+          notes="Without a GPU this is a memory bomb through PyTorch's CPU allocator. In the verifier's child "
+                "torch cannot be imported at all (a reference implementation for a1).")
 
 
 def build_exits(alice) -> None:
@@ -356,8 +353,7 @@ def build_exits(alice) -> None:
     entry("c09_sys_exit", 9, "SystemExit, sys.exit() and KeyboardInterrupt inside graded functions",
           scores(conv_single_step=0, conv_output_size=0, conv_param_count=0),
           messages={"conv_single_step_tests": "SystemExit", "conv_output_size_tests": "SystemExit",
-                    "conv_param_count_tests": "KeyboardInterrupt"},
-          known_bugs={"feedback": INTERRUPT_LEAK})
+                    "conv_param_count_tests": "KeyboardInterrupt"})
 
 
 def build_processes(alice) -> None:
@@ -455,10 +451,7 @@ def build_floods(alice) -> None:
     write("c11_output_flood", nb)
     entry("c11_output_flood", 11, "output flood: 10**6 lines, one 50 MB line, a 12 MB image, 60 images and 1000 HTML "
           "outputs each under the per-output cap, stdout and stderr floods from a graded function", scores(),
-          known_bugs={"feedback": "feedback: tools.autograde.cap_outputs caps each output (20,000 characters, "
-                                  "300 kB per image) but not their number or total: 60 images and 1000 HTML outputs "
-                                  "give a 25 MB feedback file; and the student's HTML (a <script>) is copied into "
-                                  "the feedback as it is"},
+          
           notes="Full marks; the feedback must stay under the size cap and hold no script of the student's.")
 
 
@@ -528,12 +521,7 @@ except ImportError:
     write("c13b_patch_input_check", nb)
     entry("c13b_patch_input_check", 13, "conv_single_step modifies its input; np.array_equal patched at the top "
           "level, which the verifier's child uses to detect modified inputs", scores(conv_single_step=0),
-          messages={"conv_single_step_tests": "modified its input"},
-          known_bugs=dict.fromkeys(("scores", "messages"),
-                                   "scores: utils/grading/_verify_child.py decides 'inputs unchanged' with "
-                                   "np.array_equal in the process that runs the student's cells, so a patched "
-                                   "np.array_equal hides the modification: conv_single_step gets its point "
-                                   "(14/14 instead of 13/14)"))
+          messages={"conv_single_step_tests": "modified its input"})
 
     nb = copy.deepcopy(alice)
     for name in POINTS:
@@ -544,12 +532,7 @@ except ImportError:
     entry("c13c_forged_verifier_log", 13, "the untouched template, plus top-level code in conv_param_count's cell "
           "that, when it runs in the verifier's child, reads job.json, answers every call with the course's "
           "references (utils.conv, forbidden) and appends forged 'result' events to results.jsonl, then os._exit",
-          {g: 0 for g in POINTS}, messages={g: "not implemented yet" for g in POINTS},
-          known_bugs=dict.fromkeys(("scores", "messages"),
-                                   "scores: utils/grading/verify.py trusts every line of OUT_DIR/results.jsonl, "
-                                   "which the student's own cells can write (it is the child's working folder), "
-                                   "and the forbidden-call tripwires are only active inside a call: a blank "
-                                   "notebook plus one cell gets 14/14"))
+          {g: 0 for g in POINTS}, messages={g: "not implemented yet" for g in POINTS})
 
     nb = copy.deepcopy(alice)
     replace(nb, "pool_backward", WRONG_POOL_BACKWARD + """
@@ -824,13 +807,7 @@ def build_forbidden(alice) -> None:
     entry("c17b_forbidden_evasions", 17, "forbidden references reached around the tripwires: a default argument "
           "(conv_forward), a dict (pool_forward), a private helper utils.conv._out_size (conv_output_size), a class "
           "attribute (conv_param_count), and utils.grading.a1.forbidden_targets patched to [] (conv_backward)",
-          scores(conv_forward=0, pool_forward=0, conv_output_size=0, conv_param_count=0, conv_backward=0),
-          known_bugs={"scores": "scores: utils.grading.forbid scans only a function's global names and closure "
-                                "cells and patches the listed attributes while a call runs; a reference kept in a "
-                                "default argument, a container or a class attribute, a private helper of "
-                                "utils.conv, or a patched utils.grading.a1.forbidden_targets (the guard looks it "
-                                "up at each call, in the child that ran the student's cells) all pass: 14/14 "
-                                "instead of 4/14"})
+          scores(conv_forward=0, pool_forward=0, conv_output_size=0, conv_param_count=0, conv_backward=0))
 
 
 READ_SECRETS = """
@@ -926,11 +903,10 @@ def build_reads_writes(alice) -> None:
     write("c18b_prints_hidden_tests", nb)
     entry("c18b_prints_hidden_tests", 18, "prints the hidden tests: IPython's input history `In` at the top level of "
           "pool_backward's cell, and the calling test cell's source (linecache) from conv_param_count",
-          scores(), known_bugs={"feedback": "feedback: a solution cell prints IPython's `In` (every cell run "
-                                              "so far, test cells with their hidden tests) and a function prints "
-                                              "its caller's source (linecache): both reach the feedback, and "
-                                              "check_feedback then makes grade() raise for the whole class"},
-          notes="Full marks; the feedback must not show the hidden tests, and the class must still be graded.")
+          scores(conv_param_count=0), messages={"conv_param_count_tests": "sys._getframe"[3:]},
+          notes="13/14: conv_param_count reaches its caller's frame with sys._getframe, which the verifier's static "
+                "scan refuses (private attributes can reach the references); the feedback must not show the hidden "
+                "tests, and the class must still be graded.")
 
     nb = copy.deepcopy(alice)
     replace(nb, "conv_param_count", '''
@@ -942,13 +918,10 @@ def build_reads_writes(alice) -> None:
     entry("c18c_fake_hidden_marker", 18, "conv_param_count returns the text of a hidden-test marker (no secret at "
           "all): the solution cell's source holds 'BEGIN HIDDEN TESTS', and the failure message, which quotes the "
           "returned value, lands in the feedback", scores(conv_param_count=0),
-          messages={"conv_param_count_tests": "conv_param_count"},
-          known_bugs={"feedback": "feedback: nbgrader's ClearHiddenTests raises 'No end hidden tests statement "
-                                  "found' on the solution cell, so this student gets no feedback and `nbgrader "
-                                  "generate_feedback` fails, which makes grade() raise PipelineError for the whole "
-                                  "class (a one-line denial of service; a comment would do); the check's message "
-                                  "quoting the returned string would also trip tools.course.check_feedback"},
-          notes="13/14 (a str is not an int); the class must still be graded.")
+          messages={"conv_param_count_tests": "conv_param_count"}, intake="repaired",
+          intake_messages=["nbgrader's marker of hidden tests"],
+          notes="13/14 (a str is not an int); the marker in the solution cell is defused at intake (it would "
+                "make nbgrader refuse the feedback); the class must still be graded.")
 
     nb = copy.deepcopy(alice)
     replace(nb, "conv_param_count", '''
@@ -985,14 +958,8 @@ def build_reads_writes(alice) -> None:
     write("c19b_deletes_verifier_log", nb)
     entry("c19b_deletes_verifier_log", 19, "alice, plus top-level code in conv_param_count's cell that deletes "
           "results.jsonl from its working folder (in the verifier's child: the child's own log)",
-          scores(conv_param_count=0), messages={"conv_param_count_tests": "conv_param_count"},
-          known_bugs=dict.fromkeys(("graded", "scores", "messages", "intake", "feedback"),
-                                   "graded: utils/grading/verify.py raises VerifierError ('the verifier's child "
-                                   "did not start') when results.jsonl is missing, so grade_submission raises and "
-                                   "the submission gets no grade, no gradebook rows and no feedback ('could not "
-                                   "grade'); a bounded verdict is expected instead (13/14: the cell that "
-                                   "sabotaged the child is lost, as for os._exit at the top level of a cell)"),
-          notes="The exact verdict of a fixed pipeline may differ; what matters is that the submission is graded.")
+          scores(),
+          notes="Full marks: the child reports through a pipe, so there is no log to delete.")
 
 
 WRITE_FILES = """

@@ -110,6 +110,7 @@ def main(argv: list[str]) -> int:
     log.write({"event": "ready"})
 
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    cell_errors: dict[str, str] = {}
     for index, code in enumerate(job["setup"]):
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(code, f"<setup {index}>", "exec"), namespace)  # noqa: S102 (the course's own cells)
@@ -120,15 +121,18 @@ def main(argv: list[str]) -> int:
                 exec(compile(cell["code"], f"<cell {cell['grade_id']}>", "exec"), namespace)  # noqa: S102
             log.write({"event": "cell", "grade_id": cell["grade_id"], "ok": True, "error": ""})
         except BaseException as error:  # noqa: BLE001 (a student's cell may raise anything, SystemExit too)
+            cell_errors[cell["grade_id"]] = f"{type(error).__name__}: {error}"[:500]
             log.write({"event": "cell", "grade_id": cell["grade_id"], "ok": False,
-                       "error": f"{type(error).__name__}: {error}"[:500]})
+                       "error": cell_errors[cell["grade_id"]]})
 
     for call in job["calls"]:
         log.write({"event": "start", "id": call["id"]})
         function = namespace.get(call["function"])
         try:
             if not callable(function):
-                raise NameError(f"name {call['function']!r} is not defined (its cell did not define it)")
+                cell = job.get("defined_by", {}).get(call["function"])
+                why = f": its cell raised {cell_errors[cell]}" if cell in cell_errors else " (its cell did not define it)"
+                raise NameError(f"name {call['function']!r} is not defined{why}")
             args = [transport.decode(record, job_dir) for record in call["args"]]
             kwargs = {key: transport.decode(record, job_dir) for key, record in call["kwargs"].items()}
             before = [_fingerprint(a) for a in args]

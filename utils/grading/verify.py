@@ -252,6 +252,7 @@ class Verifier:
             job = {
                 "blocked_modules": list(self.assignment.blocked_modules),
                 "tripwires": list(self.assignment.tripwires),
+                "defined_by": {name: gid for gid, names in self.functions.items() for name in names},
                 "setup": self.assignment.setup,
                 "cells": cells,
                 "calls": [{"id": c.id, "function": c.function,
