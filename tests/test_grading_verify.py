@@ -37,8 +37,9 @@ def verifier():
     old = os.environ.get("CNN_COURSE_GRADER_SEED")
     os.environ["CNN_COURSE_GRADER_SEED"] = SEED
     try:
-        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb",
-                                                     guard="utils.grading.a1:guard")
+        from tools.autograde import VERIFIED
+
+        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb", **VERIFIED[AID])
         yield verify.Verifier(assignment, wall_seconds=20, budget_seconds=60,
                               hidden_paths=[ROOT / "solutions", ROOT / "tests", ROOT / ".git"])
     finally:

@@ -635,13 +635,15 @@ def _match(student: str, m: _Master, nb: dict, messages: list[str], file: str) -
         messages.append(f"the notebook's saved outputs ({_human(output_bytes)}) were dropped; "
                         "the grader runs every cell again")
 
-    # nbgrader's markers in a student's code would make nbgrader cut or refuse the cell at feedback time.
+    # nbgrader's markers in a student's code would make nbgrader cut or refuse the cell at feedback time, and
+    # a hidden test's own text would make the feedback look like a leak and be withheld.
     for item in items.values():
         cleaned = _NBGRADER_MARKER.sub(lambda found: found.group(0).replace(" ", "-"), item.source)
+        cleaned = cleaned.replace("hidden=True", "hidden = True")  # the same code; no longer a hidden test's text
         if cleaned != item.source:
             item.source = cleaned
-            messages.append(f"the cell `{item.grade_id}` contained nbgrader's marker of hidden tests; its spaces "
-                            "were replaced by '-'")
+            messages.append(f"the cell `{item.grade_id}` contained nbgrader's marker of hidden tests or its "
+                            "text `hidden=True`; they were respaced (BEGIN-HIDDEN-TESTS, hidden = True)")
             repaired = True
 
     repaired = repaired or any(it.status != "ok" for it in items.values())
