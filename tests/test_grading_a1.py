@@ -879,7 +879,8 @@ def test_forbidden_library_calls_fail(unseeded):
     # "called ..." when the library was imported before the check (its function is a tripwire), "imported ..."
     # when the student's function imports it during the check (blocked: forbidden libraries are not imported
     # by the checks themselves). Which one depends on what this test process imported earlier.
-    with pytest.raises(ForbiddenCall, match=r"conv_forward (called scipy.signal.correlate|imported scipy\S* while it was checked): "
+    with pytest.raises(ForbiddenCall, match=r"conv_forward (called scipy.signal.correlate|"
+                                            r"imported scipy\S* while it was checked): "
                                             r"this assignment is about writing the loops yourself"):
         a1.check_conv_forward(scipy_conv)
 
@@ -891,7 +892,8 @@ def test_forbidden_library_calls_fail(unseeded):
                        torch.from_numpy(b), stride=stride, padding=pad)
         return out.permute(0, 2, 3, 1).numpy()
 
-    with pytest.raises(ForbiddenCall, match=r"conv_forward (called torch.nn.functional.conv2d|imported torch\S* while it was checked)"):
+    with pytest.raises(ForbiddenCall, match=r"conv_forward (called torch.nn.functional.conv2d|"
+                                            r"imported torch\S* while it was checked)"):
         a1.check_conv_forward(torch_conv)
 
     def torch_pool(x, f, stride, mode="max"):
@@ -899,7 +901,8 @@ def test_forbidden_library_calls_fail(unseeded):
 
         return torch.nn.MaxPool2d(f, stride)(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
 
-    with pytest.raises(ForbiddenCall, match=r"pool_forward (called torch.nn.functional.max_pool2d|imported torch\S* while it was checked)"):
+    with pytest.raises(ForbiddenCall, match=r"pool_forward (called torch.nn.functional.max_pool2d|"
+                                            r"imported torch\S* while it was checked)"):
         a1.check_pool_forward(torch_pool)
 
     def numpy_correlate(a_slice, w, b):

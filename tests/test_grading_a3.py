@@ -23,8 +23,11 @@ from torch.nn import functional as F  # noqa: E402
 
 import utils  # noqa: E402
 from utils import grading  # noqa: E402
-from utils.grading import CheckError, ForbiddenCall  # noqa: E402
-from utils.grading import a3  # noqa: E402
+from utils.grading import (  # noqa: E402
+    CheckError,
+    ForbiddenCall,
+    a3,  # noqa: E402
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "a3_building_cnns" / "a3_building_cnns.ipynb"

@@ -174,7 +174,8 @@ def _autograde(aid: str, student: str, scratch: pathlib.Path, template: pathlib.
     if not result.get("success"):
         errors = [line.strip() for line in (result.get("error") or result.get("log") or "").splitlines()
                   if line.strip()]
-        return False, f"the notebook run failed ({' '.join(errors[-2:])[-300:]}); it was graded from its functions alone"
+        tail = " ".join(errors[-2:])[-300:]
+        return False, f"the notebook run failed ({tail}); it was graded from its functions alone"
     return True, f"ran in {time.monotonic() - started:.1f} s"
 
 
@@ -192,7 +193,8 @@ def cap_outputs(path: pathlib.Path) -> int:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if "text" in output and len(output["text"]) > MAX_OUTPUT_TEXT:
-                output["text"] = output["text"][:MAX_OUTPUT_TEXT] + f"\n[... output cut at {MAX_OUTPUT_TEXT:,} characters]"
+                cut = f"\n[... output cut at {MAX_OUTPUT_TEXT:,} characters]"
+                output["text"] = output["text"][:MAX_OUTPUT_TEXT] + cut
                 cuts += 1
             data = output.get("data", {})
             for mime in list(data):
@@ -210,7 +212,8 @@ def cap_outputs(path: pathlib.Path) -> int:
                     output["traceback"] = [*trace[:3], "[... traceback cut]", *trace[-2:]][:6]
                     output["evalue"] = output.get("evalue", "")[:2000]
                     cuts += 1
-    sized = [(len(json.dumps(output)), cell, i) for cell in nb.cells for i, output in enumerate(cell.get("outputs", []))]
+    sized = [(len(json.dumps(output)), cell, i)
+             for cell in nb.cells for i, output in enumerate(cell.get("outputs", []))]
     total = sum(size for size, _, _ in sized)
     for size, cell, i in sorted(sized, key=lambda item: -item[0]):
         if total <= MAX_NOTEBOOK_OUTPUT:

@@ -226,7 +226,7 @@ def build_hangs(alice) -> None:
     entry("c04_infinite_loop", 4, "endless loop in a function (conv_param_count) and at the top level of a cell "
           "(pool_backward's, after the function)", scores(conv_param_count=0, pool_backward=0),
           messages={"conv_param_count_tests": "time limit", "pool_backward_tests": "time limit"},
-          
+
           notes="The verifier loses a cell whose top level never finishes (its functions fail), although "
                 "in a Jupyter session interrupted by hand pool_backward would be defined.")
 
@@ -451,7 +451,7 @@ def build_floods(alice) -> None:
     write("c11_output_flood", nb)
     entry("c11_output_flood", 11, "output flood: 10**6 lines, one 50 MB line, a 12 MB image, 60 images and 1000 HTML "
           "outputs each under the per-output cap, stdout and stderr floods from a graded function", scores(),
-          
+
           notes="Full marks; the feedback must stay under the size cap and hold no script of the student's.")
 
 

@@ -131,7 +131,8 @@ def main(argv: list[str]) -> int:
         try:
             if not callable(function):
                 cell = job.get("defined_by", {}).get(call["function"])
-                why = f": its cell raised {cell_errors[cell]}" if cell in cell_errors else " (its cell did not define it)"
+                why = (f": its cell raised {cell_errors[cell]}" if cell in cell_errors
+                       else " (its cell did not define it)")
                 raise NameError(f"name {call['function']!r} is not defined{why}")
             args = [transport.decode(record, job_dir) for record in call["args"]]
             kwargs = {key: transport.decode(record, job_dir) for key, record in call["kwargs"].items()}

@@ -56,7 +56,6 @@ checks come from ``utils.grading.graded``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import pathlib
 import sys
 import traceback

@@ -43,7 +43,6 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-import itertools
 import os
 import pathlib
 import shutil
