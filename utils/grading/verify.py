@@ -270,7 +270,8 @@ class Verifier:
                    "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "CNN_COURSE_OFFLINE": "1"}
             run = self.runner or sandbox.run
             limits = sandbox.Limits(wall_seconds=min(self.wall_seconds, remaining), output_bytes=4 * 2**20)
-            result = run(argv, cwd=out_dir, limits=limits, env=env, writable=(out_dir,), readable=(job_dir,),
+            # ROOT too: a checkout under /tmp would otherwise vanish behind the child's private /tmp
+            result = run(argv, cwd=out_dir, limits=limits, env=env, writable=(out_dir,), readable=(job_dir, ROOT),
                          hidden=(*self.hidden_paths, *hidden))
             self.children += 1
             lines = result.stdout.decode("utf-8", errors="replace").splitlines()
