@@ -263,3 +263,13 @@ def test_dynamic_access_scan_names_what_it_found():
     assert verify.dynamic_access("import importlib.util\n") == ["importlib.util"]
     assert verify.dynamic_access("def f(m, n):\n    return getattr(m, n)\n") == ["getattr with a computed name"]
     assert verify.dynamic_access("def f(m):\n    return getattr(m, 'shape')\n") == []
+
+
+def test_importing_a_reference_library_is_harmless_but_using_it_fails(run):
+    harmless = "import tensorflow as tf  # never used\nimport scipy.signal\n" + sources("alice")["conv_param_count"]
+    used = ("import scipy.signal\ndef conv_single_step(a_slice, w, b):\n"
+            "    return scipy.signal.correlate(a_slice, w, mode='valid').item() + float(b)\n")
+    verdicts = run({"conv_param_count": harmless, "conv_single_step": used})
+    assert verdicts["conv_param_count_tests"].passed
+    assert not verdicts["conv_single_step_tests"].passed
+    assert "scipy.signal is off limits while your functions are checked" in verdicts["conv_single_step_tests"].message

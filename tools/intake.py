@@ -642,8 +642,9 @@ def _match(student: str, m: _Master, nb: dict, messages: list[str], file: str) -
         cleaned = cleaned.replace("hidden=True", "hidden = True")  # the same code; no longer a hidden test's text
         if cleaned != item.source:
             item.source = cleaned
-            messages.append(f"the cell `{item.grade_id}` contained nbgrader's marker of hidden tests or its "
-                            "text `hidden=True`; they were respaced (BEGIN-HIDDEN-TESTS, hidden = True)")
+            # (the message must not quote the markers itself: the feedback would look like a leak)
+            messages.append(f"the cell `{item.grade_id}` contained nbgrader's marker of hidden tests or the "
+                            "keyword argument of a hidden check; they were respaced")
             repaired = True
 
     repaired = repaired or any(it.status != "ok" for it in items.values())
