@@ -430,6 +430,3 @@ def _ours(gradebook, record: dict, test_gid: str, notebook: str) -> bool:
                 return True
     return False
 
-
-def record_json(record: dict) -> str:
-    return json.dumps(record, indent=1, sort_keys=True)
