@@ -46,6 +46,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools import intake as intake_module  # noqa: E402
+from utils.grading import a2 as a2_checks  # noqa: E402
 
 # Time limits; the environment variables override them (a test of hostile submissions sets them low).
 NOTEBOOK_SECONDS = float(os.environ.get("CNN_COURSE_NOTEBOOK_SECONDS", 240))  # one nbgrader autograde run
@@ -64,6 +65,13 @@ VERIFIED = {
                             "utils.grading.a2", "utils.grading.a3", "utils.grading.verify", "scipy", "torch",
                             "tensorflow", "keras", "skimage", "cv2", "jax"),
         "tripwires": ("numpy.convolve", "numpy.correlate"),
+    },
+    # PyTorch stays (the solutions need it); its convolution and pooling are tripwires (utils.grading.a2's list)
+    "a2_pytorch_convolution": {
+        "blocked_modules": ("utils.conv", "utils.shapes", "utils.models", "utils.filters", "utils.grading.a1",
+                            "utils.grading.a2", "utils.grading.a3", "utils.grading.verify", "scipy", "tensorflow",
+                            "keras", "skimage", "cv2", "jax", "torchvision"),
+        "tripwires": a2_checks.FORBIDDEN,
     },
 }
 
@@ -254,13 +262,17 @@ def kernel_seed(seed: int, aid: str, student: str) -> int:
 
 
 def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dict, seed: int,
-                     notebook_seconds: float | None = None) -> dict:
+                     notebook_seconds: float | None = None, scratch: str | pathlib.Path | None = None) -> dict:
     """Grade one submission in its own scratch folder; returns the JSON record :func:`commit` writes.
 
     ``env``: the grading environment for the kernel (without the seed); ``seed``: the grader's secret seed,
-    which only this (trusted) process and the verifier's checks use.
+    which only this (trusted) process and the verifier's checks use. ``scratch``: an empty folder of the
+    caller's to work in (outside ``state``; the caller removes it), else a new temporary folder; the record's
+    ``autograded`` and ``scratch`` name paths in it (see :func:`pack_autograded` for a record without paths).
     """
     state = pathlib.Path(state)
+    if scratch is not None:
+        return _grade_in(pathlib.Path(scratch), aid, student, state, env, seed, notebook_seconds or NOTEBOOK_SECONDS)
     # Outside the state folder: the sandbox hides the state (gradebook, other submissions) from student code,
     # and the kernel's working folder must not lie under a hidden one.
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:12]
@@ -338,12 +350,19 @@ def _functions_of_tests(aid: str) -> dict[str, list[str]]:
 
 
 def validate(record: dict) -> None:
-    """Raise ValueError unless ``record`` has the shape :func:`grade_submission` returns."""
+    """Raise ValueError unless ``record`` has the shape :func:`grade_submission` returns.
+
+    The autograded notebook comes either as a folder on this machine (``autograded``) or, from a worker on
+    any machine, as the files themselves (``autograded_files``, see :func:`pack_autograded`).
+    """
     for key, kind in (("assignment", str), ("student", str), ("notebook", str), ("intake", dict),
-                      ("notebook_run", dict), ("grades", dict), ("comments", dict), ("verdicts", dict),
-                      ("autograded", str)):
+                      ("notebook_run", dict), ("grades", dict), ("comments", dict), ("verdicts", dict)):
         if not isinstance(record.get(key), kind):
             raise ValueError(f"grading record: {key!r} must be a {kind.__name__}")
+    if "autograded_files" in record:
+        _unpack_autograded(record["autograded_files"])  # raises ValueError when it does not fit
+    elif not isinstance(record.get("autograded"), str):
+        raise ValueError("grading record: 'autograded' must be a str (or 'autograded_files' a dict)")
     for gid, grade in record["grades"].items():
         if not isinstance(grade, dict) or not isinstance(grade.get("max_score"), (int, float)):
             raise ValueError(f"grading record: bad grade {gid!r}")
@@ -371,6 +390,58 @@ def _solution_comment(record: dict, gid: str) -> str | None:
     return f"{VERIFIED_MARK} " + "\n".join(lines) if lines else None
 
 
+AUTOGRADED_MAX_BYTES = 16 * 2**20  # the files of one autograded submission in a record (the notebook is capped)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]{0,200}")
+
+
+def pack_autograded(folder: pathlib.Path) -> dict[str, dict]:
+    """The files of an autograded submission folder as JSON: ``{name: {"encoding": "utf-8"|"base64", "content"}}``.
+
+    A record that carries them (``autograded_files``) names no path, so it can come from another machine.
+    """
+    import base64
+
+    files = {}
+    for path in sorted(pathlib.Path(folder).iterdir()) if pathlib.Path(folder).is_dir() else []:
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        try:
+            files[path.name] = {"encoding": "utf-8", "content": data.decode("utf-8")}
+        except UnicodeDecodeError:
+            files[path.name] = {"encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
+    _unpack_autograded(files)
+    return files
+
+
+def _unpack_autograded(files) -> dict[str, bytes]:
+    """name -> bytes of ``autograded_files``; ValueError for a name that is not a plain file name, or too much."""
+    import base64
+
+    if not isinstance(files, dict):
+        raise ValueError("grading record: 'autograded_files' must be a dict")
+    out, total = {}, 0
+    for name, entry in files.items():
+        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+            raise ValueError(f"grading record: autograded file name {str(name)[:80]!r} is not a plain file name")
+        if not isinstance(entry, dict) or not isinstance(entry.get("content"), str):
+            raise ValueError(f"grading record: autograded file {name!r} has no content")
+        if entry.get("encoding") == "utf-8":
+            data = entry["content"].encode("utf-8")
+        elif entry.get("encoding") == "base64":
+            try:
+                data = base64.b64decode(entry["content"], validate=True)
+            except ValueError:
+                raise ValueError(f"grading record: autograded file {name!r} is not base64") from None
+        else:
+            raise ValueError(f"grading record: autograded file {name!r} has an unknown encoding")
+        total += len(data)
+        out[name] = data
+    if total > AUTOGRADED_MAX_BYTES:
+        raise ValueError(f"grading record: the autograded files hold {total:,} bytes, over {AUTOGRADED_MAX_BYTES:,}")
+    return out
+
+
 def commit(record: dict, db_url: str, state: pathlib.Path) -> None:
     """Write one record into the gradebook (one transaction) and its autograded notebook into ``state``."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -379,12 +450,18 @@ def commit(record: dict, db_url: str, state: pathlib.Path) -> None:
 
     validate(record)
     aid, student, notebook = record["assignment"], record["student"], record["notebook"]
-    source = pathlib.Path(record["autograded"])
     target = state / "autograded" / student / aid
-    if source.is_dir():
-        staging = target.with_name(f".{aid}.new")
+    staging = target.with_name(f".{aid}.new")
+    files = _unpack_autograded(record["autograded_files"]) if "autograded_files" in record else None
+    source = pathlib.Path(record.get("autograded") or "/nonexistent")
+    if files is not None or source.is_dir():
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
+        if files is not None:
+            staging.mkdir(parents=True)
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+        else:
+            shutil.copytree(source, staging)
         shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(target)

@@ -16,7 +16,8 @@ child killed mid-way still reports every call it finished:
     {"event": "cell_start", "grade_id": ...}
     {"event": "cell", "grade_id": ..., "ok": true | false, "error": "..."}
     {"event": "start", "id": ...}
-    {"event": "result", "id": ..., "value": <record>, "modified": [argument indices]}
+    {"event": "result", "id": ..., "value": <record>, "modified": [argument indices],
+     "grads": {argument label: <record> | null}, "backward_error": {"type", "message"}}  (autograd calls)
     {"event": "raised", "id": ..., "type": "IndexError", "message": "...", "traceback": "..."}
 
 Everything here is advisory: the trusted parent decides the verdict from the
@@ -39,7 +40,7 @@ import types
 
 import numpy as np
 
-from utils.grading import transport
+from utils.grading import speed, transport
 
 MAX_TRACEBACK = 3000
 
@@ -87,6 +88,24 @@ class _Stub(types.ModuleType):
                              f"(used {self.__name__}.{name})")
 
 
+def _owner(dotted: str):
+    """(object holding the last name, that name) for "torch.nn.functional.conv2d" or "torch.nn.Conv2d.forward";
+    (None, name) when the module is not installed or this version lacks the name (it cannot be called then)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:-1]:
+                owner = getattr(owner, name)
+        except AttributeError:
+            return None, parts[-1]
+        return (owner, parts[-1]) if hasattr(owner, parts[-1]) else (None, parts[-1])
+    return None, parts[-1]
+
+
 def _tripwire(dotted):
     def forbidden(*args, **kwargs):
         raise _ForbiddenCall(f"called {dotted}: the library and course implementations are off limits here")
@@ -110,10 +129,36 @@ def _fingerprint(value):
     return None
 
 
+def _set_torch_rng(state) -> None:
+    if state is not None:
+        import torch
+
+        torch.random.set_rng_state(torch.from_numpy(state))
+
+
+def _backward(value, upstream, args, kwargs, out_dir: pathlib.Path, call_id: str) -> dict:
+    """Backward of the student's output with the check's upstream gradient: the inputs' gradients, as records."""
+    import torch
+
+    inputs = [(str(i), a) for i, a in enumerate(args)] + [(f"k:{k}", v) for k, v in sorted(kwargs.items())]
+    inputs = [(label, t) for label, t in inputs if type(t) is torch.Tensor and t.requires_grad]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            value.backward(torch.as_tensor(upstream, dtype=value.dtype, device=value.device))
+    except Exception as error:  # noqa: BLE001 (the student's backward may raise anything)
+        return {"grads": {}, "backward_error": {"type": type(error).__name__, "message": str(error)[:1000]}}
+    return {"grads": {label: None if t.grad is None
+                      else transport.encode(t.grad, out_dir, f"g{call_id}_{label.replace(':', '_')}")
+                      for label, t in inputs}}
+
+
 def main(argv: list[str]) -> int:
     job_dir, out_dir = pathlib.Path(argv[0]), pathlib.Path(argv[1])
     log = _Log()
     job = transport.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    # the references that speed measurements compare with: taken before they become tripwires
+    references = {dotted: speed.resolve(dotted) for dotted in job.get("references", [])}
+    measure_speed = speed.measure  # bound now: student code may rebind the module's names, not this one
     # Before any student code: the reference modules cannot be imported, forbidden functions of modules
     # that must stay (NumPy) are tripwires, and the comparison of inputs uses bytes, which no patch reaches.
     for name in list(sys.modules):
@@ -121,9 +166,11 @@ def main(argv: list[str]) -> int:
             del sys.modules[name]
     sys.meta_path.insert(0, _BlockReferences(job["blocked_modules"]))
     for dotted in job["tripwires"]:
-        module_name, _, attribute = dotted.rpartition(".")
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
-        setattr(module, attribute, _tripwire(dotted))
+        if any(dotted.startswith(p + ".") for p in job["blocked_modules"]):
+            continue  # its module is a stub already
+        owner, attribute = _owner(dotted)
+        if owner is not None:
+            setattr(owner, attribute, _tripwire(dotted))
     log.write({"event": "ready"})
 
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -153,12 +200,28 @@ def main(argv: list[str]) -> int:
                 raise NameError(f"name {call['function']!r} is not defined{why}")
             args = [transport.decode(record, job_dir) for record in call["args"]]
             kwargs = {key: transport.decode(record, job_dir) for key, record in call["kwargs"].items()}
+            _set_torch_rng(transport.decode(call.get("rng_state", {"kind": "none"}), job_dir))
+            measure = call.get("measure")
+            if measure:
+                import torch
+
+                with contextlib.redirect_stdout(io.StringIO()):
+                    timing = measure_speed(function, references[measure["reference"]], tuple(args), kwargs,
+                                           torch.device(measure["device"]), **measure["params"])
+                log.write({"event": "result", "id": call["id"], "modified": [],
+                           "value": transport.encode([list(timing.student_s), list(timing.reference_s)], out_dir,
+                                                     f"r{call['id']}")})
+                continue
             before = [_fingerprint(a) for a in args]
             with contextlib.redirect_stdout(io.StringIO()):
                 value = function(*args, **kwargs)
             modified = [i for i, (b, a) in enumerate(zip(before, args, strict=True)) if b != _fingerprint(a)]
-            log.write({"event": "result", "id": call["id"], "modified": modified,
-                       "value": transport.encode(value, out_dir, f"r{call['id']}")})
+            event = {"event": "result", "id": call["id"], "modified": modified,
+                     "value": transport.encode(value, out_dir, f"r{call['id']}")}
+            upstream = transport.decode(call.get("upstream", {"kind": "none"}), job_dir)
+            if upstream is not None and getattr(value, "requires_grad", False) is True:
+                event.update(_backward(value, upstream, args, kwargs, out_dir, call["id"]))
+            log.write(event)
         except BaseException as error:  # noqa: BLE001 (SystemExit and KeyboardInterrupt from student code too)
             kind = "ForbiddenCall" if isinstance(error, _ForbiddenCall) else type(error).__name__
             log.write({"event": "raised", "id": call["id"], "type": kind,

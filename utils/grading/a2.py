@@ -44,7 +44,6 @@ import dataclasses
 import functools
 import math
 import pathlib
-import statistics
 import time
 import traceback
 import warnings
@@ -62,6 +61,7 @@ from utils.grading import (
     forbid,
     graded,
     passed,
+    speed,
     to_numpy,
 )
 
@@ -895,28 +895,6 @@ def check_conv2d_device_dtype(conv2d, hidden: bool = False) -> None:
     passed("conv2d device and dtype" + (" (hidden tests)" if hidden else ""), names)
 
 
-def _timed(fn, device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _settle_allocator(device) -> None:
-    """Allocate and free 31 MB on the CPU before timing.
-
-    glibc serves large blocks with mmap (fresh pages, page faults on every
-    call) until a freed block raises its threshold, up to 32 MB. Without
-    this, F.conv2d's scratch buffers make it up to 5x slower in a fresh
-    process than after any large allocation, and the ratio depends on what
-    ran before the check.
-    """
-    if device.type == "cpu":
-        block = _torch().empty(31 * 2**20, dtype=_torch().uint8)
-        del block
-
-
 @_student_facing
 @graded
 def check_conv2d_speed(conv2d, hidden: bool = False, limit: float = SPEED_LIMIT) -> None:
@@ -941,16 +919,6 @@ def check_conv2d_speed(conv2d, hidden: bool = False, limit: float = SPEED_LIMIT)
     desc = case.describe("float32", device)
     with _quiet(), _no_tf32(), _one_thread(device) as threads:
         expected = to_numpy(reference(x.double(), w.double(), b.double(), stride=stride, padding=1))
-        _settle_allocator(device)
-
-        def reference_call():
-            return reference(x, w, b, stride=stride, padding=1)
-
-        def student_call():
-            return conv2d(x, w, b, stride=stride, padding=1)
-
-        for _ in range(3):
-            _timed(reference_call, device)
         _sync(device)
         start = time.perf_counter()
         out = _conv_call(conv2d, case, x, w, b, expected, desc)
@@ -964,27 +932,12 @@ def check_conv2d_speed(conv2d, hidden: bool = False, limit: float = SPEED_LIMIT)
             detail = str(error).removeprefix("conv2d: ")
             raise CheckError("conv2d: " + SPEED_WRONG.format(detail=detail) + f" {desc}") from None
         del out
-        reference_times = [_timed(reference_call, device) for _ in range(SPEED_REPEATS)]
-        student_times, spent = [], 0.0
-        if first_call > SPEED_GIVE_UP_S:  # far too slow: one call tells enough (and keeps grading short)
-            student_times.append(first_call)
-        else:
-            with forbid(conv2d, FORBIDDEN, "conv2d", CONV_HINT):
-                spent = _timed(student_call, device)  # warm-up
-        for round_ in range(SPEED_ROUNDS if not student_times else 0):
-            if round_:
-                reference_times += [_timed(reference_call, device) for _ in range(SPEED_REPEATS)]
-            with forbid(conv2d, FORBIDDEN, "conv2d", CONV_HINT):
-                for _ in range(SPEED_REPEATS):
-                    student_times.append(_timed(student_call, device))
-                    spent += student_times[-1]
-                    if spent > SPEED_BUDGET_S:
-                        break
-            if spent > SPEED_BUDGET_S:
-                break
-    student_ms = 1e3 * statistics.median(student_times)
-    reference_ms = 1e3 * statistics.median(reference_times)
-    ratio = student_ms / reference_ms
+        # under the trusted verifier, speed.compare answers with the times measured in its sandboxed child
+        timing = speed.compare(conv2d, "torch.nn.functional.conv2d", (x, w, b), {"stride": stride, "padding": 1},
+                               device, guard=lambda: forbid(conv2d, FORBIDDEN, "conv2d", CONV_HINT),
+                               first_s=first_call, repeats=SPEED_REPEATS, rounds=SPEED_ROUNDS,
+                               budget_s=SPEED_BUDGET_S, give_up_s=SPEED_GIVE_UP_S)
+    student_ms, reference_ms, ratio = timing.student_ms, timing.reference_ms, timing.ratio
     problem = f"x {case.x.shape}, w {case.w.shape}, stride {stride}, padding 1, float32 on {device}{threads}"
     if ratio > limit:
         raise CheckError(

@@ -19,6 +19,8 @@ with a numeric or bool
 dtype
 tuple / list              ``{"kind": "tuple" | "list", "items": [...]}`` (depth <= 4,
                           at most 64 items)
+exact ``torch.Tensor``    ``{"kind": "tensor", "dtype": "float32", "device": "cpu" | "cuda:0",
+(numeric dtype)             "requires_grad": bool, "array": <array record>}``
 anything else             ``{"kind": "opaque", "type": "MyArray"}``
 ========================  ===============================================
 """
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
+import sys
 
 import numpy as np
 
@@ -73,6 +77,8 @@ def encode(value, folder: pathlib.Path, stem: str, depth: int = 0) -> dict:
         path = folder / f"{stem}.npy"
         np.save(path, value, allow_pickle=False)
         return {"kind": "array", "file": path.name, "dtype": value.dtype.str, "shape": list(value.shape)}
+    if _is_tensor(value):
+        return _encode_tensor(value, folder, stem)
     if type(value) in (tuple, list) and depth < MAX_DEPTH and len(value) <= MAX_ITEMS:
         return {"kind": type(value).__name__,
                 "items": [encode(item, folder, f"{stem}_{i}", depth + 1) for i, item in enumerate(value)]}
@@ -126,6 +132,8 @@ def decode(record, folder: pathlib.Path, depth: int = 0):
             raise TransportError("bad sequence record")
         values = [decode(item, folder, depth + 1) for item in items]
         return tuple(values) if kind == "tuple" else values
+    if kind == "tensor":
+        return _decode_tensor(record, folder)
     if kind == "opaque":
         return _opaque(record.get("type", "object"))
     raise TransportError(f"unknown record kind {kind!r}")
@@ -149,6 +157,50 @@ def _load_array(record: dict, folder: pathlib.Path) -> np.ndarray:
     if array.dtype.str != record.get("dtype") or list(array.shape) != record.get("shape"):
         raise TransportError(f"array file {name} does not match its record")
     return array
+
+
+# torch tensors: torch is imported only when a tensor crosses (assignments 2 and 3)
+
+_TENSOR_DTYPES = ("float16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32", "int64",
+                  "uint8", "bool")
+_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,2})?)$")
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and type(value) is torch.Tensor  # a subclass (rigged or not) stays opaque
+
+
+def _encode_tensor(value, folder: pathlib.Path, stem: str) -> dict:
+    dtype = str(value.dtype).removeprefix("torch.")
+    if dtype not in _TENSOR_DTYPES or value.layout != sys.modules["torch"].strided:
+        return {"kind": "opaque", "type": f"torch.Tensor ({dtype}, {value.layout})"}
+    array = value.detach().cpu().resolve_conj().resolve_neg().numpy()
+    return {"kind": "tensor", "dtype": dtype, "device": str(value.device), "requires_grad": bool(value.requires_grad),
+            "array": encode(np.ascontiguousarray(array), folder, stem)}
+
+
+def _decode_tensor(record: dict, folder: pathlib.Path):
+    import torch
+
+    dtype, device, requires_grad = record.get("dtype"), record.get("device"), record.get("requires_grad")
+    if dtype not in _TENSOR_DTYPES or not isinstance(device, str) or not _DEVICE.match(device) \
+            or not isinstance(requires_grad, bool):
+        raise TransportError("bad tensor record")
+    array_record = record.get("array")
+    if not isinstance(array_record, dict) or array_record.get("kind") != "array":
+        raise TransportError("bad tensor record: no array")
+    array = _load_array(array_record, folder)
+    if array.dtype != np.dtype(dtype):
+        raise TransportError(f"tensor record says {dtype}, its array holds {array.dtype}")
+    if device != "cpu" and not torch.cuda.is_available():
+        raise TransportError(f"tensor on {device}, but this process has no CUDA device")
+    tensor = torch.from_numpy(array.copy()).to(device)
+    if requires_grad:
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            raise TransportError("an integer tensor cannot require grad")
+        tensor.requires_grad_(True)
+    return tensor
 
 
 def dumps(record) -> str:

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from utils.grading import CheckError, ForbiddenCall, transport
+from utils.grading import CheckError, ForbiddenCall, speed, transport
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MAX_ROUNDS = 3
@@ -64,6 +64,10 @@ DEFAULT_BUDGET_SECONDS = 120.0  # all the children of one submission
 # could reach a forbidden reference without naming it.
 _DYNAMIC_NAMES = {"importlib", "__import__", "exec", "eval", "compile", "globals", "vars", "__builtins__",
                   "builtins", "ctypes", "gc", "inspect", "setattr", "delattr", "breakpoint"}
+# Attributes that reach into the interpreter: other functions' variables, frames, tracing hooks.
+_INTROSPECTION = {"__dict__", "__globals__", "__code__", "__closure__", "__defaults__", "__kwdefaults__",
+                  "__subclasses__", "__getattribute__", "__builtins__", "modules", "cell_contents", "f_locals",
+                  "f_globals", "f_back", "tb_frame", "gi_frame", "settrace", "setprofile", "set_trace"}
 
 
 @dataclasses.dataclass
@@ -114,7 +118,7 @@ def dynamic_access(code: str) -> list[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             found += [m for m in modules if m.split(".")[0] in _DYNAMIC_NAMES]
-        elif isinstance(node, ast.Attribute) and (node.attr in ("__dict__", "__globals__", "__code__", "modules")
+        elif isinstance(node, ast.Attribute) and (node.attr in _INTROSPECTION
                                                   or (node.attr.startswith("_") and not node.attr.startswith("__")
                                                       and node.attr != "_exit")):
             found.append(f".{node.attr}")
@@ -132,6 +136,9 @@ def _key(function: str, args: tuple, kwargs: dict) -> str:
         if isinstance(value, np.ndarray):
             digest.update(f"|a{value.dtype.str}{value.shape}".encode())
             digest.update(np.ascontiguousarray(value).tobytes())
+        elif _is_tensor(value):
+            digest.update(f"|t{value.dtype}{value.device}{value.requires_grad}{tuple(value.shape)}".encode())
+            digest.update(np.ascontiguousarray(value.detach().cpu().numpy()).tobytes())
         else:
             digest.update(f"|v{type(value).__name__}:{value!r}".encode())
 
@@ -149,6 +156,18 @@ class _Call:
     function: str
     args: tuple
     kwargs: dict
+    upstream: np.ndarray | None = None   # the gradient the check's backward sent into the output (autograd)
+    rng_state: np.ndarray | None = None  # torch's global generator state at the call (models' initial weights)
+    measure: dict | None = None          # a speed measurement (utils.grading.speed), not a plain call
+
+    @property
+    def key(self) -> str:
+        return _key(self.function + ("#speed" if self.measure else ""), self.args, self.kwargs)
+
+
+def _torch_rng_state() -> np.ndarray | None:
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.random.get_rng_state().numpy().copy()
 
 
 class VerifierError(RuntimeError):
@@ -199,7 +218,8 @@ class Verifier:
             for name in self._names():
                 namespace[name] = self._recorder(name, self._reference[name], made)
             try:
-                _exec_quietly(code, namespace, f"<test {gid}>")
+                with speed.answered_by(self._speed_recorder(made)):
+                    _exec_quietly(code, namespace, f"<test {gid}>")
             except Exception as error:
                 raise RuntimeError(f"the instructor's solution fails its own test {gid}: {error}") from error
             calls[gid] = made
@@ -211,12 +231,28 @@ class Verifier:
             return reference  # classes are not recorded (no plain-data transport for objects)
 
         def recorder(*args, **kwargs):
-            made.append(_Call(f"{len(made)}", name, tuple(_snapshot(a) for a in args),
-                              {k: _snapshot(v) for k, v in kwargs.items()}))
-            return reference(*args, **kwargs)
+            call = _Call(f"{len(made)}", name, tuple(_snapshot(a) for a in args),
+                         {k: _snapshot(v) for k, v in kwargs.items()}, rng_state=_torch_rng_state())
+            made.append(call)
+            value = reference(*args, **kwargs)
+            if _is_tensor(value) and value.requires_grad:
+                def keep(grad, call=call):
+                    call.upstream = grad.detach().cpu().numpy().copy()
+                value.register_hook(keep)
+            return value
 
         recorder.__name__ = name
         return recorder
+
+    @staticmethod
+    def _speed_recorder(made: list) -> Callable:
+        def record(function, reference, args, kwargs, device, params):
+            made.append(_Call(f"{len(made)}", getattr(function, "__name__", "?"), tuple(_snapshot(a) for a in args),
+                              {k: _snapshot(v) for k, v in kwargs.items()},
+                              measure={"reference": reference, "device": str(device), "params": dict(params)}))
+            return speed.Timing((1.0,), (1.0,))  # the recording only lists the calls
+
+        return record
 
     # -- 2. run the student's cells in the sandbox ----------------------------------------------
 
@@ -256,8 +292,14 @@ class Verifier:
                 "cells": cells,
                 "calls": [{"id": c.id, "function": c.function,
                            "args": [transport.encode(a, job_dir, f"in{c.id}_{i}") for i, a in enumerate(c.args)],
-                           "kwargs": {k: transport.encode(v, job_dir, f"in{c.id}_{k}") for k, v in c.kwargs.items()}}
+                           "kwargs": {k: transport.encode(v, job_dir, f"in{c.id}_{k}") for k, v in c.kwargs.items()},
+                           "upstream": transport.encode(c.upstream, job_dir, f"up{c.id}"),
+                           "rng_state": transport.encode(None if "torch" in self.assignment.blocked_modules
+                                                         else c.rng_state, job_dir, f"rng{c.id}"),
+                           "measure": c.measure}
                           for c in pending],
+                # the references the speed measurements compare with, taken before the tripwires are set
+                "references": sorted({c.measure["reference"] for c in pending if c.measure}),
             }
             (job_dir / "job.json").write_text(transport.dumps(job), encoding="utf-8")
             for path in job_dir.iterdir():
@@ -346,9 +388,11 @@ class Verifier:
         for index, call in enumerate(all_calls):
             call.id = str(index)
         answers: dict[str, dict] = {}
-        unique = {}
+        unique: dict[str, _Call] = {}
         for call in all_calls:
-            unique.setdefault(_key(call.function, call.args, call.kwargs), call)
+            first = unique.setdefault(call.key, call)
+            if first.upstream is None:
+                first.upstream = call.upstream
         todo = [c for c in unique.values() if c.function not in flagged]
         round_number = 0
         verdicts: dict[str, Verdict] = {}
@@ -359,14 +403,14 @@ class Verifier:
                 round_dir.mkdir(parents=True)
                 events = self._run_child(student, todo, round_dir, hidden)
                 for call in todo:
-                    answers[_key(call.function, call.args, call.kwargs)] = events[call.id]
+                    answers[call.key] = {**events[call.id], "upstream": call.upstream}
             unforeseen: list[_Call] = []
             verdicts = {gid: self._replay(gid, answers, flagged, unforeseen) for gid in self.assignment.tests}
             if not unforeseen or round_number >= MAX_ROUNDS:
                 return verdicts
             for index, call in enumerate(unforeseen):
                 call.id = f"u{round_number}_{index}"
-            todo = list({_key(c.function, c.args, c.kwargs): c for c in unforeseen}.values())
+            todo = list({c.key: c for c in unforeseen}.values())
 
     def _replay(self, gid: str, answers: dict, flagged: dict, unforeseen: list) -> Verdict:
         code, points = self.assignment.tests[gid]
@@ -375,7 +419,8 @@ class Verifier:
             for name in self.functions[solution_gid]:
                 namespace[name] = self._replayer(name, answers, flagged, unforeseen)
         try:
-            _exec_quietly(code, namespace, f"<test {gid}>")
+            with speed.answered_by(self._speed_replayer(answers, flagged, unforeseen)):
+                _exec_quietly(code, namespace, f"<test {gid}>")
         except _Unforeseen:
             return Verdict(gid, points, False, "(not decided: a call was not foreseen)")
         except BaseException as error:  # noqa: BLE001 (every failure of a check is a failed test)
@@ -388,19 +433,13 @@ class Verifier:
         def replayer(*args, **kwargs):
             if name in flagged:
                 raise ForbiddenCall(flagged[name])
-            key = _key(name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()})
-            event = answers.get(key)
-            if event is None:
-                unforeseen.append(_Call("", name, tuple(_snapshot(a) for a in args),
-                                        {k: _snapshot(v) for k, v in kwargs.items()}))
-                raise _Unforeseen(name)
-            kind = event.get("event")
-            if kind == "crashed":
-                raise _StudentError(f"{name}: your code {event['message']}")
-            if kind == "raised":
-                return _raise_like(name, event)
+            call = _Call("", name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
+                         rng_state=_torch_rng_state())
+            event = _answer(call, answers, unforeseen)
             try:
                 value = transport.decode(event.get("value"), pathlib.Path(event["folder"]))
+                if _is_tensor(value) and value.requires_grad:
+                    value = _with_recorded_backward(name, value, args, kwargs, event, event.get("upstream"))
             except transport.TransportError as error:
                 raise _StudentError(f"{name}: returned something the grader cannot read back: {error}") from None
             for index in event.get("modified") or []:
@@ -410,6 +449,43 @@ class Verifier:
 
         replayer.__name__ = name
         return replayer
+
+    @staticmethod
+    def _speed_replayer(answers: dict, flagged: dict, unforeseen: list) -> Callable:
+        def replay(function, reference, args, kwargs, device, params):
+            name = getattr(function, "__name__", "?")
+            if name in flagged:
+                raise ForbiddenCall(flagged[name])
+            call = _Call("", name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
+                         measure={"reference": reference, "device": str(device), "params": dict(params)})
+            event = _answer(call, answers, unforeseen)
+            try:
+                value = transport.decode(event.get("value"), pathlib.Path(event["folder"]))
+            except transport.TransportError as error:
+                raise _StudentError(f"{name}: its timing could not be read back: {error}") from None
+            if (not isinstance(value, list) or len(value) != 2 or not value[1]
+                    or not all(isinstance(t, list) and all(type(s) is float and 0 < s < 1e4 for s in t)
+                               for t in value)):
+                raise _StudentError(f"{name}: its timing could not be read back (not two lists of seconds)")
+            if not value[0]:
+                raise _StudentError(f"{name}: was not timed (no call finished)")
+            return speed.Timing(tuple(value[0]), tuple(value[1]))
+
+        return replay
+
+
+def _answer(call: _Call, answers: dict, unforeseen: list) -> dict:
+    """The child's event for ``call``; raises what the student's code raised, or _Unforeseen for a new call."""
+    event = answers.get(call.key)
+    if event is None:
+        unforeseen.append(call)
+        raise _Unforeseen(call.function)
+    kind = event.get("event")
+    if kind == "crashed":
+        raise _StudentError(f"{call.function}: your code {event['message']}")
+    if kind == "raised":
+        _raise_like(call.function, event)
+    return event
 
 
 class _Unforeseen(BaseException):
@@ -438,7 +514,72 @@ def _mark_modified(array: np.ndarray) -> None:
 
 
 def _snapshot(value):
-    return value.copy() if isinstance(value, np.ndarray) else value
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if _is_tensor(value):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    return value
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _tensor_arguments(args, kwargs) -> list[tuple[str, object]]:
+    """(label, tensor) of every tensor argument that requires grad: "0", "1" ... positional, "k:name" keyword."""
+    labelled = [(str(i), a) for i, a in enumerate(args)] + [(f"k:{k}", v) for k, v in sorted(kwargs.items())]
+    return [(label, value) for label, value in labelled if _is_tensor(value) and value.requires_grad]
+
+
+def _exception_like(kind: str, message: str) -> Exception:
+    import builtins
+
+    cls = getattr(builtins, kind, None)
+    if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins":
+        return cls(message)
+    return RuntimeError(f"{kind}: {message}")
+
+
+def _with_recorded_backward(name: str, value, args, kwargs, event: dict, upstream):
+    """``value`` as the output of an autograd node whose backward hands out the child's gradients.
+
+    The child ran the student's function on the same inputs and called ``backward(upstream)`` on its output
+    (``upstream`` recorded from the check's own backward with the instructor's solution). Here, a backward
+    with that upstream gradient gives every input the gradient the student's code gave it there (None stays
+    None), or raises what the student's backward raised.
+    """
+    import torch
+
+    inputs = _tensor_arguments(args, kwargs)
+    folder = pathlib.Path(event["folder"])
+    grads = event.get("grads") if isinstance(event.get("grads"), dict) else {}
+    decoded = []
+    for label, tensor in inputs:
+        record = grads.get(label)
+        grad = None if record is None else transport.decode(record, folder)
+        if grad is not None and (not _is_tensor(grad) or tuple(grad.shape) != tuple(tensor.shape)):
+            raise transport.TransportError(f"the gradient of argument {label} does not fit it")
+        decoded.append(None if grad is None else grad.to(dtype=tensor.dtype, device=tensor.device))
+    error = event.get("backward_error")
+
+    class Replayed(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, output, *tensors):
+            return output.detach().clone()
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            if isinstance(error, dict):
+                raise _exception_like(str(error.get("type", "RuntimeError"))[:100],
+                                      str(error.get("message", ""))[:1000])
+            given = grad_output.detach().cpu().numpy()
+            if upstream is None or given.shape != upstream.shape or not np.allclose(given, upstream, rtol=1e-6,
+                                                                                     atol=1e-12):
+                raise _StudentError(f"{name}: (not decided: the gradient flowing back was not foreseen)")
+            return (None, *decoded)
+
+    return Replayed.apply(value.detach(), *[tensor for _, tensor in inputs])
 
 
 # ---------------------------------------------------------------------------------------------
