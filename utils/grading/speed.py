@@ -24,9 +24,10 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["Timing", "compare", "measure", "resolve", "answered_by"]
+__all__ = ["Timing", "compare", "measure", "resolve", "answered_by", "timed_call"]
 
 _HOOK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("speed_hook", default=None)
+_SECONDS_HOOK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("seconds_hook", default=None)
 _CLOCK = time.perf_counter  # bound at import (in the verifier's child: before any student code runs)
 
 
@@ -60,13 +61,30 @@ def resolve(dotted: str) -> Callable:
 
 
 @contextlib.contextmanager
-def answered_by(hook: Callable):
-    """Inside the block, :func:`compare` returns ``hook(function, reference, args, kwargs, device, params)``."""
-    token = _HOOK.set(hook)
+def answered_by(hook: Callable, seconds: Callable | None = None):
+    """Inside the block, :func:`compare` returns ``hook(function, reference, args, kwargs, device, params)``,
+    and :func:`timed_call` takes the duration of a call from ``seconds(function)`` (None: its own clock)."""
+    tokens = _HOOK.set(hook), _SECONDS_HOOK.set(seconds)
     try:
         yield
     finally:
-        _HOOK.reset(token)
+        _HOOK.reset(tokens[0])
+        _SECONDS_HOOK.reset(tokens[1])
+
+
+def timed_call(function: Callable, *args, **kwargs) -> tuple[object, float]:
+    """``(function(*args, **kwargs), seconds it took)``; under the verifier, the seconds it took in its child.
+
+    If the call raises, the exception propagates (with no duration).
+    """
+    start = _CLOCK()
+    value = function(*args, **kwargs)
+    seconds = _CLOCK() - start
+    hook = _SECONDS_HOOK.get()
+    if hook is not None:
+        reported = hook(function)
+        seconds = seconds if reported is None else reported
+    return value, seconds
 
 
 def compare(function: Callable, reference: str, args: tuple, kwargs: dict, device, *, guard=contextlib.nullcontext,

@@ -19,6 +19,8 @@ with a numeric or bool
 dtype
 tuple / list              ``{"kind": "tuple" | "list", "items": [...]}`` (depth <= 4,
                           at most 64 items)
+torch ``nn.Module``,      ``{"kind": "model", ...}`` (:mod:`utils.grading.model_transport`)
+Keras model
 exact ``torch.Tensor``    ``{"kind": "tensor", "dtype": "float32", "device": "cpu" | "cuda:0",
 (numeric dtype)             "requires_grad": bool, "array": <array record>}``
 anything else             ``{"kind": "opaque", "type": "MyArray"}``
@@ -82,6 +84,10 @@ def encode(value, folder: pathlib.Path, stem: str, depth: int = 0) -> dict:
     if type(value) in (tuple, list) and depth < MAX_DEPTH and len(value) <= MAX_ITEMS:
         return {"kind": type(value).__name__,
                 "items": [encode(item, folder, f"{stem}_{i}", depth + 1) for i, item in enumerate(value)]}
+    from utils.grading import model_transport
+
+    if model_transport.is_model(value):  # a torch nn.Module or a Keras model (its export errors propagate)
+        return model_transport.export_model(value, folder, stem)
     return {"kind": "opaque", "type": _type_name(value)}
 
 
@@ -136,6 +142,10 @@ def decode(record, folder: pathlib.Path, depth: int = 0):
         return _decode_tensor(record, folder)
     if kind == "opaque":
         return _opaque(record.get("type", "object"))
+    if kind == "model":
+        from utils.grading import model_transport
+
+        return model_transport.import_model(record, folder)
     raise TransportError(f"unknown record kind {kind!r}")
 
 

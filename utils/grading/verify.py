@@ -175,12 +175,24 @@ class VerifierError(RuntimeError):
 
 
 class _StudentError(Exception):
-    """Stands for an exception the student's function raised in the child."""
+    """Stands for what the student's function did in the child; its str() is the whole message."""
+
+    function = ""  # set on the stand-ins of exceptions the function raised (_raise_like)
+
+
+class StoppedByGrader(_StudentError):
+    """The student's function was stopped (a limit of the sandbox) or returned something unreadable."""
+
+
+StoppedByGrader.__module__ = "builtins"  # messages name it plainly
 
 
 def _exec_quietly(code: str, namespace: dict, name: str) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
+    # stderr too: torch.fx prints the generated code of a rebuilt model whose forward raises
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         exec(compile(code, name, "exec"), namespace)  # noqa: S102 (the instructor's own cells)
+
+
 
 
 class Verifier:
@@ -227,9 +239,6 @@ class Verifier:
 
     @staticmethod
     def _recorder(name: str, reference: Callable, made: list) -> Callable:
-        if isinstance(reference, type):
-            return reference  # classes are not recorded (no plain-data transport for objects)
-
         def recorder(*args, **kwargs):
             call = _Call(f"{len(made)}", name, tuple(_snapshot(a) for a in args),
                          {k: _snapshot(v) for k, v in kwargs.items()}, rng_state=_torch_rng_state())
@@ -242,6 +251,8 @@ class Verifier:
             return value
 
         recorder.__name__ = name
+        if isinstance(reference, type):  # a graded class (a3's ResidualBlock): record its instantiations
+            return _standing_in_for(name, reference, recorder)
         return recorder
 
     @staticmethod
@@ -415,39 +426,51 @@ class Verifier:
     def _replay(self, gid: str, answers: dict, flagged: dict, unforeseen: list) -> Verdict:
         code, points = self.assignment.tests[gid]
         namespace = dict(self._base)
+        seconds: dict[str, float | None] = {}  # function name -> how long its last call took in the child
         for solution_gid in self.assignment.solutions:
             for name in self.functions[solution_gid]:
-                namespace[name] = self._replayer(name, answers, flagged, unforeseen)
+                namespace[name] = self._replayer(name, answers, flagged, unforeseen, seconds)
         try:
-            with speed.answered_by(self._speed_replayer(answers, flagged, unforeseen)):
+            with speed.answered_by(self._speed_replayer(answers, flagged, unforeseen),
+                                   lambda function: seconds.get(getattr(function, "__name__", None))):
                 _exec_quietly(code, namespace, f"<test {gid}>")
         except _Unforeseen:
             return Verdict(gid, points, False, "(not decided: a call was not foreseen)")
         except BaseException as error:  # noqa: BLE001 (every failure of a check is a failed test)
-            text = str(error) if isinstance(error, CheckError) else f"{type(error).__name__}: {error}"
+            if isinstance(error, (CheckError, StoppedByGrader)):
+                text = str(error)
+            elif isinstance(error, _StudentError):
+                text = f"{error.function}: raised {type(error).__name__}: {error}"
+            else:
+                text = f"{type(error).__name__}: {error}"
             return Verdict(gid, points, False, text[:2000])
         return Verdict(gid, points, True, "")
 
-    @staticmethod
-    def _replayer(name: str, answers: dict, flagged: dict, unforeseen: list) -> Callable:
+    def _replayer(self, name: str, answers: dict, flagged: dict, unforeseen: list, seconds: dict) -> Callable:
         def replayer(*args, **kwargs):
             if name in flagged:
                 raise ForbiddenCall(flagged[name])
             call = _Call("", name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
                          rng_state=_torch_rng_state())
             event = _answer(call, answers, unforeseen)
+            took = event.get("seconds")
+            seconds[name] = float(took) if type(took) in (int, float) and 0 <= took < 1e6 else None
             try:
                 value = transport.decode(event.get("value"), pathlib.Path(event["folder"]))
                 if _is_tensor(value) and value.requires_grad:
                     value = _with_recorded_backward(name, value, args, kwargs, event, event.get("upstream"))
             except transport.TransportError as error:
-                raise _StudentError(f"{name}: returned something the grader cannot read back: {error}") from None
+                raise StoppedByGrader(f"{name}: returned something the grader cannot read back: {error}") from None
             for index in event.get("modified") or []:
                 if isinstance(index, int) and 0 <= index < len(args) and isinstance(args[index], np.ndarray):
                     _mark_modified(args[index])
             return value
 
         replayer.__name__ = name
+        if isinstance(self._reference.get(name), type):
+            import torch
+
+            return _standing_in_for(name, torch.nn.Module, replayer)
         return replayer
 
     @staticmethod
@@ -462,16 +485,29 @@ class Verifier:
             try:
                 value = transport.decode(event.get("value"), pathlib.Path(event["folder"]))
             except transport.TransportError as error:
-                raise _StudentError(f"{name}: its timing could not be read back: {error}") from None
+                raise StoppedByGrader(f"{name}: its timing could not be read back: {error}") from None
             if (not isinstance(value, list) or len(value) != 2 or not value[1]
                     or not all(isinstance(t, list) and all(type(s) is float and 0 < s < 1e4 for s in t)
                                for t in value)):
-                raise _StudentError(f"{name}: its timing could not be read back (not two lists of seconds)")
+                raise StoppedByGrader(f"{name}: its timing could not be read back (not two lists of seconds)")
             if not value[0]:
-                raise _StudentError(f"{name}: was not timed (no call finished)")
+                raise StoppedByGrader(f"{name}: was not timed (no call finished)")
             return speed.Timing(tuple(value[0]), tuple(value[1]))
 
         return replay
+
+
+def _standing_in_for(name: str, base: type, make: Callable) -> type:
+    """A class named ``name`` (a subclass of ``base``) whose instantiation returns ``make(*args, **kwargs)``.
+
+    Checks of a graded class look at the class (``issubclass(ResidualBlock, nn.Module)``) and build
+    instances; the recorder's stand-in subclasses the instructor's class, the replayer's ``nn.Module``.
+    """
+
+    def __new__(cls, *args, **kwargs):  # noqa: N807 (the stand-in's constructor)
+        return make(*args, **kwargs)
+
+    return type(name, (base,), {"__new__": __new__, "__module__": "__main__"})
 
 
 def _answer(call: _Call, answers: dict, unforeseen: list) -> dict:
@@ -482,7 +518,7 @@ def _answer(call: _Call, answers: dict, unforeseen: list) -> dict:
         raise _Unforeseen(call.function)
     kind = event.get("event")
     if kind == "crashed":
-        raise _StudentError(f"{call.function}: your code {event['message']}")
+        raise StoppedByGrader(f"{call.function}: your code {event['message']}")
     if kind == "raised":
         _raise_like(call.function, event)
     return event
@@ -499,10 +535,14 @@ def _raise_like(name: str, event: dict):
     if kind == "ForbiddenCall":
         raise ForbiddenCall(message)
     if kind in ("SystemExit", "KeyboardInterrupt"):
-        raise _StudentError(f"{name}: raised {kind} ({message or 'no message'}): a function must return "
+        raise StoppedByGrader(f"{name}: raised {kind} ({message or 'no message'}): a function must return "
                             "its result, not stop the program")
     trace = str(event.get("traceback", ""))[-1500:]
-    raise _StudentError(f"{name}: raised {kind}: {message}" + (f"\n{trace}" if trace else ""))
+    # an exception of the same name (a check that names the exception's type names the student's), whose
+    # message is the student's; _replay puts "<function>: raised <type>:" in front when no check caught it
+    stand_in = type(kind if kind.isidentifier() else "Exception", (_StudentError,),
+                    {"function": name, "__module__": "builtins"})
+    raise stand_in(message + (f"\n{trace}" if trace else ""))
 
 
 def _mark_modified(array: np.ndarray) -> None:
@@ -576,7 +616,7 @@ def _with_recorded_backward(name: str, value, args, kwargs, event: dict, upstrea
             given = grad_output.detach().cpu().numpy()
             if upstream is None or given.shape != upstream.shape or not np.allclose(given, upstream, rtol=1e-6,
                                                                                      atol=1e-12):
-                raise _StudentError(f"{name}: (not decided: the gradient flowing back was not foreseen)")
+                raise StoppedByGrader(f"{name}: (not decided: the gradient flowing back was not foreseen)")
             return (None, *decoded)
 
     return Replayed.apply(value.detach(), *[tensor for _, tensor in inputs])
@@ -609,6 +649,8 @@ def assignment_from_notebook(path: pathlib.Path, blocked_modules: Iterable[str] 
             assignment.tests[gid] = (cell.source, float(meta.get("points", 0)))
         elif not assignment.solutions and gid != "setup":
             assignment.setup.append(cell.source)
+        elif gid == "setup" and "import utils" in cell.source:
+            assignment.setup.append("import utils")  # the Colab/device cell itself prints and may fetch code
     if not assignment.solutions or not assignment.tests:
         raise ValueError(f"{path} has no solution cells or no graded test cells")
     return assignment

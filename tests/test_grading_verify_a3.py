@@ -1,0 +1,156 @@
+"""The trusted verifier on assignment 3 (building CNNs): models cross as plain data and are rebuilt.
+
+The student's builders (lenet5, vgg_block, the class ResidualBlock, small_unet) and train_digits run only in
+the sandboxed child; each model they return crosses as its layers' configuration, its weights (.npy) and
+its forward pass as a torch.fx graph (utils.grading.model_transport), and the parent runs the course's own
+checks (utils.grading.a3) on a model rebuilt from torch.nn layers. train_digits's time is the child's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import nbformat
+import pytest
+
+from utils.grading import a3, verify
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+AID = "a3_building_cnns"
+SEED = "20261121"
+POINTS = {"lenet5_tests": 3.0, "vgg_block_tests": 3.0, "ResidualBlock_tests": 4.0, "small_unet_tests": 4.0,
+          "train_digits_tests": 6.0}
+EXPECTED = json.loads((ROOT / "examples" / "submissions" / f"expected_{AID}.json").read_text())
+
+KERAS_LENET = '''
+import keras
+
+
+def lenet5(num_classes=10):
+    return keras.Sequential([
+        keras.Input((32, 32, 1)),
+        keras.layers.Conv2D(6, 5, activation="relu"), keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(16, 5, activation="relu"), keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(120, activation="relu"), keras.layers.Dense(84, activation="relu"),
+        keras.layers.Dense(num_classes),
+    ])
+'''
+
+
+def sources(student: str) -> dict[str, str]:
+    nb = nbformat.read(ROOT / "examples" / "submissions" / student / AID / f"{AID}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    old = os.environ.get("CNN_COURSE_GRADER_SEED")
+    os.environ["CNN_COURSE_GRADER_SEED"] = SEED
+    try:
+        from tools.autograde import VERIFIED
+
+        settings = {k: v for k, v in VERIFIED[AID].items() if k != "wall_seconds"}
+        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb", **settings)
+        yield verify.Verifier(assignment, wall_seconds=150, budget_seconds=400,
+                              hidden_paths=[ROOT / "solutions", ROOT / "tests", ROOT / ".git"])
+    finally:
+        if old is None:
+            os.environ.pop("CNN_COURSE_GRADER_SEED", None)
+        else:
+            os.environ["CNN_COURSE_GRADER_SEED"] = old
+
+
+@pytest.fixture
+def run(verifier, monkeypatch, tmp_path):
+    monkeypatch.setenv("CNN_COURSE_GRADER_SEED", SEED)
+
+    def run_with(code: dict[str, str], append: dict[str, str] | None = None):
+        code = dict(code)
+        for gid, extra in (append or {}).items():
+            code[gid] += "\n" + extra
+        scratch = tmp_path / f"scratch{len(list(tmp_path.iterdir()))}"
+        scratch.mkdir()
+        return verifier.verify(code, scratch)
+
+    return run_with
+
+
+def scores(verdicts) -> dict[str, float]:
+    return {gid: v.score for gid, v in verdicts.items()}
+
+
+def failing(verdicts) -> set[str]:
+    return {gid for gid, v in verdicts.items() if not v.passed}
+
+
+def test_the_setup_imports_utils_and_every_check_makes_calls(verifier):
+    assert "import utils" in verifier.assignment.setup  # train_digits calls utils.device.seed_everything
+    assert {gid: points for gid, (_, points) in verifier.assignment.tests.items()} == POINTS
+    assert all(verifier.calls[gid] for gid in POINTS)
+    assert all(c.rng_state is not None for c in verifier.calls["lenet5_tests"])  # initial weights as in the kernel
+
+
+def test_the_instructors_solution_gets_every_point(run, verifier):
+    verdicts = run(verifier.assignment.solutions)
+    assert scores(verdicts) == POINTS
+    assert all(v.message == "" for v in verdicts.values())
+
+
+@pytest.mark.parametrize("student", ["bob", "dave", "carol"])
+def test_example_submissions_get_their_expected_scores_with_the_checks_diagnosis(run, student):
+    verdicts = run(sources(student))
+    assert scores(verdicts) == {gid: float(points) for gid, points in EXPECTED[student].items()}
+    messages = EXPECTED["messages"].get(student, {})
+    for gid, words in messages.items():
+        assert words in verdicts[gid].message, (gid, verdicts[gid].message)
+
+
+def test_a_keras_lenet_is_rebuilt_from_its_config_and_passes(run, verifier):
+    verdicts = run({**verifier.assignment.solutions, "lenet5": KERAS_LENET})
+    assert verdicts["lenet5_tests"].passed, verdicts["lenet5_tests"].message
+
+
+def test_patching_the_checks_and_torch_in_the_child_gets_the_score_of_an_honest_wrong_answer(run, verifier):
+    no_84 = verifier.assignment.solutions["lenet5"].replace("nn.Linear(120, 84), nn.ReLU(),\n", "").replace(
+        "nn.Linear(84, num_classes)", "nn.Linear(120, num_classes)")
+    assert no_84 != verifier.assignment.solutions["lenet5"]
+    honest = run({**verifier.assignment.solutions, "lenet5": no_84})
+    patches = ("\nimport numpy as np\nnp.allclose = lambda *a, **k: True\ntorch.allclose = lambda *a, **k: True\n"
+               "nn.Module.parameters = lambda self, recurse=True: iter(())\n"
+               "import utils.grading.a3 as checks\nchecks.check_lenet5 = lambda *a, **k: None\n")
+    patched = run({**verifier.assignment.solutions, "lenet5": no_84 + patches})
+    assert failing(honest) == {"lenet5_tests"}
+    assert "a dense layer is missing" in honest["lenet5_tests"].message
+    assert scores(patched)["lenet5_tests"] == 0.0
+    assert scores(patched)["vgg_block_tests"] == POINTS["vgg_block_tests"]
+
+
+def test_a_model_the_grader_cannot_trace_fails_with_what_to_change(run, verifier):
+    branchy = ("\nclass Branchy(nn.Module):\n    def __init__(self, inner):\n        super().__init__()\n"
+               "        self.inner = inner\n\n    def forward(self, x):\n        if x.sum() > 0:\n"
+               "            return self.inner(x)\n        return self.inner(-x)\n\n\n_built = vgg_block\n\n\n"
+               "def vgg_block(*args):\n    return Branchy(_built(*args))\n")
+    verdicts = run(verifier.assignment.solutions, append={"vgg_block": branchy})
+    assert failing(verdicts) == {"vgg_block_tests"}
+    message = verdicts["vgg_block_tests"].message
+    assert message.startswith("vgg_block: vgg_block(") and "raised ModelExportError: the grader rebuilds" in message
+
+
+def test_a_class_that_is_not_a_module_fails_residual_block(run, verifier):
+    plain = "class ResidualBlock:\n    def __init__(self, in_channels, out_channels, stride=1):\n        pass\n"
+    verdicts = run({**verifier.assignment.solutions, "ResidualBlock": plain})
+    assert failing(verdicts) == {"ResidualBlock_tests"}
+    assert "ResidualBlock" in verdicts["ResidualBlock_tests"].message
+
+
+def test_train_digits_is_timed_in_the_child_not_in_the_replay(run, verifier, monkeypatch):
+    slow = "\nimport time\n_fast = train_digits\n\n\ndef train_digits(*args, **kwargs):\n" \
+           "    time.sleep(1.5)\n    return _fast(*args, **kwargs)\n"
+    monkeypatch.setattr(a3, "TIME_LIMIT_S", 1.0)  # the replay itself takes a few ms
+    verdicts = run(verifier.assignment.solutions, append={"train_digits": slow})
+    assert failing(verdicts) == {"train_digits_tests"}
+    assert "the limit is 1 s" in verdicts["train_digits_tests"].message
