@@ -6,7 +6,6 @@ known mistakes), some of them replaced by hostile code, and checks the per-test 
 
 from __future__ import annotations
 
-import os
 import pathlib
 import pickle
 import time
@@ -14,12 +13,12 @@ import time
 import nbformat
 import numpy as np
 import pytest
+from verifier_helpers import SEED, scores, trusted_verifier, verify_code
 
 from utils.grading import transport, verify
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 AID = "a1_numpy_convolution"
-SEED = "20261121"
 POINTS = {"zero_pad_tests": 1.0, "conv_single_step_tests": 1.0, "conv_output_size_tests": 1.0,
           "conv_forward_tests": 3.0, "conv_param_count_tests": 1.0, "pool_forward_tests": 2.0,
           "conv_backward_tests": 3.0, "pool_backward_tests": 2.0}
@@ -34,19 +33,8 @@ def sources(student: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def verifier():
-    old = os.environ.get("CNN_COURSE_GRADER_SEED")
-    os.environ["CNN_COURSE_GRADER_SEED"] = SEED
-    try:
-        from tools.autograde import VERIFIED
-
-        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb", **VERIFIED[AID])
-        yield verify.Verifier(assignment, wall_seconds=20, budget_seconds=60,
-                              hidden_paths=[ROOT / "solutions", ROOT / "tests", ROOT / ".git"])
-    finally:
-        if old is None:
-            os.environ.pop("CNN_COURSE_GRADER_SEED", None)
-        else:
-            os.environ["CNN_COURSE_GRADER_SEED"] = old
+    with trusted_verifier(AID, wall_seconds=20, budget_seconds=60) as made:
+        yield made
 
 
 @pytest.fixture
@@ -54,17 +42,9 @@ def run(verifier, monkeypatch, tmp_path):
     monkeypatch.setenv("CNN_COURSE_GRADER_SEED", SEED)
 
     def run_with(replacements: dict[str, str], student: str = "alice"):
-        code = sources(student)
-        code.update(replacements)
-        scratch = tmp_path / f"scratch{len(list(tmp_path.iterdir()))}"
-        scratch.mkdir()
-        return verifier.verify(code, scratch)
+        return verify_code(verifier, tmp_path, {**sources(student), **replacements})
 
     return run_with
-
-
-def scores(verdicts) -> dict[str, float]:
-    return {gid: v.score for gid, v in verdicts.items()}
 
 
 def test_assignment_is_read_from_the_instructor_notebook(verifier):

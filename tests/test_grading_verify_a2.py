@@ -8,17 +8,16 @@ each input for the check's upstream gradient, and the times the child measured a
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 
 import pytest
 import torch
+from verifier_helpers import SEED, failing, scores, trusted_verifier, verify_code
 
-from utils.grading import speed, transport, verify
+from utils.grading import speed, transport
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 AID = "a2_pytorch_convolution"
-SEED = "20261121"
 POINTS = {"conv2d_tests": 3.0, "conv2d_gradients_tests": 2.0, "conv2d_device_dtype_tests": 1.0,
           "conv2d_speed_tests": 2.0, "max_pool2d_tests": 2.0, "max_pool2d_gradients_tests": 1.0}
 CONV_TESTS = {"conv2d_tests", "conv2d_gradients_tests", "conv2d_device_dtype_tests", "conv2d_speed_tests"}
@@ -62,19 +61,8 @@ def conv2d(x, w, b=None, stride=1, padding=0):
 
 @pytest.fixture(scope="module")
 def verifier():
-    old = os.environ.get("CNN_COURSE_GRADER_SEED")
-    os.environ["CNN_COURSE_GRADER_SEED"] = SEED
-    try:
-        from tools.autograde import VERIFIED
-
-        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb", **VERIFIED[AID])
-        yield verify.Verifier(assignment, wall_seconds=40, budget_seconds=120,
-                              hidden_paths=[ROOT / "solutions", ROOT / "tests", ROOT / ".git"])
-    finally:
-        if old is None:
-            os.environ.pop("CNN_COURSE_GRADER_SEED", None)
-        else:
-            os.environ["CNN_COURSE_GRADER_SEED"] = old
+    with trusted_verifier(AID, wall_seconds=40, budget_seconds=120) as made:
+        yield made
 
 
 @pytest.fixture
@@ -82,23 +70,12 @@ def run(verifier, monkeypatch, tmp_path):
     monkeypatch.setenv("CNN_COURSE_GRADER_SEED", SEED)
 
     def run_with(replacements: dict[str, str] | None = None, append: dict[str, str] | None = None):
-        code = dict(verifier.assignment.solutions)
-        code.update(replacements or {})
+        code = {**verifier.assignment.solutions, **(replacements or {})}
         for gid, extra in (append or {}).items():
             code[gid] += "\n" + extra
-        scratch = tmp_path / f"scratch{len(list(tmp_path.iterdir()))}"
-        scratch.mkdir()
-        return verifier.verify(code, scratch)
+        return verify_code(verifier, tmp_path, code)
 
     return run_with
-
-
-def scores(verdicts) -> dict[str, float]:
-    return {gid: v.score for gid, v in verdicts.items()}
-
-
-def failing(verdicts) -> set[str]:
-    return {gid for gid, v in verdicts.items() if not v.passed}
 
 
 def test_every_check_makes_calls_and_the_speed_check_a_measurement(verifier):

@@ -9,17 +9,16 @@ checks (utils.grading.a3) on a model rebuilt from torch.nn layers. train_digits'
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 import nbformat
 import pytest
+from verifier_helpers import SEED, failing, scores, trusted_verifier, verify_code
 
-from utils.grading import a3, verify
+from utils.grading import a3
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 AID = "a3_building_cnns"
-SEED = "20261121"
 POINTS = {"lenet5_tests": 3.0, "vgg_block_tests": 3.0, "ResidualBlock_tests": 4.0, "small_unet_tests": 4.0,
           "train_digits_tests": 6.0}
 EXPECTED = json.loads((ROOT / "examples" / "submissions" / f"expected_{AID}.json").read_text())
@@ -48,20 +47,8 @@ def sources(student: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def verifier():
-    old = os.environ.get("CNN_COURSE_GRADER_SEED")
-    os.environ["CNN_COURSE_GRADER_SEED"] = SEED
-    try:
-        from tools.autograde import VERIFIED
-
-        settings = {k: v for k, v in VERIFIED[AID].items() if k != "wall_seconds"}
-        assignment = verify.assignment_from_notebook(ROOT / "solutions" / AID / f"{AID}.ipynb", **settings)
-        yield verify.Verifier(assignment, wall_seconds=150, budget_seconds=400,
-                              hidden_paths=[ROOT / "solutions", ROOT / "tests", ROOT / ".git"])
-    finally:
-        if old is None:
-            os.environ.pop("CNN_COURSE_GRADER_SEED", None)
-        else:
-            os.environ["CNN_COURSE_GRADER_SEED"] = old
+    with trusted_verifier(AID, wall_seconds=150, budget_seconds=400) as made:
+        yield made
 
 
 @pytest.fixture
@@ -72,19 +59,9 @@ def run(verifier, monkeypatch, tmp_path):
         code = dict(code)
         for gid, extra in (append or {}).items():
             code[gid] += "\n" + extra
-        scratch = tmp_path / f"scratch{len(list(tmp_path.iterdir()))}"
-        scratch.mkdir()
-        return verifier.verify(code, scratch)
+        return verify_code(verifier, tmp_path, code)
 
     return run_with
-
-
-def scores(verdicts) -> dict[str, float]:
-    return {gid: v.score for gid, v in verdicts.items()}
-
-
-def failing(verdicts) -> set[str]:
-    return {gid for gid, v in verdicts.items() if not v.passed}
 
 
 def test_the_setup_imports_utils_and_every_check_makes_calls(verifier):
