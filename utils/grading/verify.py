@@ -160,6 +160,12 @@ class _Call:
     rng_state: np.ndarray | None = None  # torch's global generator state at the call (models' initial weights)
     measure: dict | None = None          # a speed measurement (utils.grading.speed), not a plain call
 
+    @classmethod
+    def of(cls, call_id: str, function: str, args: tuple, kwargs: dict, **extra) -> _Call:
+        """A call with snapshots of its arguments (later changes to the originals do not reach it)."""
+        return cls(call_id, function, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
+                   **extra)
+
     @property
     def key(self) -> str:
         return _key(self.function + ("#speed" if self.measure else ""), self.args, self.kwargs)
@@ -240,8 +246,7 @@ class Verifier:
     @staticmethod
     def _recorder(name: str, reference: Callable, made: list) -> Callable:
         def recorder(*args, **kwargs):
-            call = _Call(f"{len(made)}", name, tuple(_snapshot(a) for a in args),
-                         {k: _snapshot(v) for k, v in kwargs.items()}, rng_state=_torch_rng_state())
+            call = _Call.of(f"{len(made)}", name, args, kwargs, rng_state=_torch_rng_state())
             made.append(call)
             value = reference(*args, **kwargs)
             if _is_tensor(value) and value.requires_grad:
@@ -258,9 +263,8 @@ class Verifier:
     @staticmethod
     def _speed_recorder(made: list) -> Callable:
         def record(function, reference, args, kwargs, device, params):
-            made.append(_Call(f"{len(made)}", getattr(function, "__name__", "?"), tuple(_snapshot(a) for a in args),
-                              {k: _snapshot(v) for k, v in kwargs.items()},
-                              measure={"reference": reference, "device": str(device), "params": dict(params)}))
+            made.append(_Call.of(f"{len(made)}", getattr(function, "__name__", "?"), args, kwargs,
+                                 measure={"reference": reference, "device": str(device), "params": dict(params)}))
             return speed.Timing((1.0,), (1.0,))  # the recording only lists the calls
 
         return record
@@ -450,8 +454,7 @@ class Verifier:
         def replayer(*args, **kwargs):
             if name in flagged:
                 raise ForbiddenCall(flagged[name])
-            call = _Call("", name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
-                         rng_state=_torch_rng_state())
+            call = _Call.of("", name, args, kwargs, rng_state=_torch_rng_state())
             event = _answer(call, answers, unforeseen)
             took = event.get("seconds")
             seconds[name] = float(took) if type(took) in (int, float) and 0 <= took < 1e6 else None
@@ -479,8 +482,8 @@ class Verifier:
             name = getattr(function, "__name__", "?")
             if name in flagged:
                 raise ForbiddenCall(flagged[name])
-            call = _Call("", name, tuple(_snapshot(a) for a in args), {k: _snapshot(v) for k, v in kwargs.items()},
-                         measure={"reference": reference, "device": str(device), "params": dict(params)})
+            call = _Call.of("", name, args, kwargs,
+                            measure={"reference": reference, "device": str(device), "params": dict(params)})
             event = _answer(call, answers, unforeseen)
             try:
                 value = transport.decode(event.get("value"), pathlib.Path(event["folder"]))
