@@ -13,7 +13,7 @@ import time
 import nbformat
 import numpy as np
 import pytest
-from verifier_helpers import SEED, scores, trusted_verifier, verify_code
+from verifier_helpers import SEED, example_sources, scores, trusted_verifier, verify_code
 
 from utils.grading import transport, verify
 
@@ -26,9 +26,7 @@ BOB_FAILS = {"conv_forward_tests", "conv_param_count_tests", "pool_forward_tests
 
 
 def sources(student: str) -> dict[str, str]:
-    nb = nbformat.read(ROOT / "examples" / "submissions" / student / AID / f"{AID}.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
+    return example_sources(student, AID)
 
 
 @pytest.fixture(scope="module")

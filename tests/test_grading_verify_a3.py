@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import pathlib
 
-import nbformat
 import pytest
-from verifier_helpers import SEED, failing, scores, trusted_verifier, verify_code
+from verifier_helpers import SEED, example_sources, failing, scores, trusted_verifier, verify_code
 
 from utils.grading import a3
 
@@ -40,9 +39,7 @@ def lenet5(num_classes=10):
 
 
 def sources(student: str) -> dict[str, str]:
-    nb = nbformat.read(ROOT / "examples" / "submissions" / student / AID / f"{AID}.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
+    return example_sources(student, AID)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,15 @@ def trusted_verifier(aid: str, *, wall_seconds: float, budget_seconds: float):
             os.environ["CNN_COURSE_GRADER_SEED"] = old
 
 
+def example_sources(student: str, aid: str) -> dict[str, str]:
+    """The solution cells (grade_id -> source) of an example submission in examples/submissions."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "examples" / "submissions" / student / aid / f"{aid}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
 def verify_code(verifier, tmp_path: pathlib.Path, code: dict[str, str]):
     """The verdicts of ``code`` (solution grade_id -> source), in a fresh scratch folder under ``tmp_path``."""
     scratch = tmp_path / f"scratch{len(list(tmp_path.iterdir()))}"
