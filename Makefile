@@ -7,8 +7,13 @@
 #   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
 #   make lectures  execute lecture notebooks in place (NB=lectures/02_*.ipynb for some)
 #   make release regenerate the student notebooks assignments/ from solutions/ (nbgrader)
-#   make grade   autograde grading/submitted/*, feedback, grades CSV, table (A=a1_numpy_convolution for one,
-#                JOBS=2 to grade two submissions at once)
+#   make grade   autograde grading/submitted/*, feedback, grades CSV, table (A=a1_numpy_convolution for one;
+#                JOBS=2: two at once, on a Dask LocalCluster; SCHEDULER=tcp://host:8786 or a scheduler
+#                file: on a Dask cluster of several machines; GPU=1: on workers with a GPU resource;
+#                REGRADE=1: also what is already graded and unchanged, which a rerun skips otherwise)
+#   make scheduler  a Dask scheduler for grading on several machines (PORT=8786; README)
+#   make worker  Dask workers on this machine for SCHEDULER=tcp://host:8786 (JOBS workers, one thread
+#                each; GPU=1 advertises a GPU resource)
 #   make demo    the whole grading pipeline on the example class in examples/submissions
 #   make setup   only create/refresh .venv
 
@@ -21,12 +26,16 @@ LAB_ARGS ?=
 NB ?=
 A ?=
 JOBS ?= 1
+SCHEDULER ?=
+GPU ?=
+REGRADE ?=
+PORT ?= 8786
 
 # TensorFlow logs to stderr on import unless both are set (see README).
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 
-.PHONY: setup test lab bench lectures release grade demo clean-venv help
+.PHONY: setup test lab bench lectures release grade scheduler worker demo clean-venv help
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -64,7 +73,20 @@ release: $(STAMP)
 	$(PY) tools/course.py release
 
 grade: $(STAMP)
-	$(PY) tools/course.py grade --jobs $(JOBS) $(A)
+	$(PY) tools/course.py grade --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(GPU),--gpu) \
+	  $(if $(REGRADE),--regrade) $(A)
+
+# The scheduler (it unpickles the tasks) and the workers import the course's code (tools/, utils/): the
+# checkout goes on their path. The scheduler gets the retry and queuing settings the grader relies on (the
+# coordinator sets them again when it connects).
+scheduler: $(STAMP)
+	PYTHONPATH="$(CURDIR)" DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2 \
+	  DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0 $(VENV)/bin/dask scheduler --port $(PORT)
+
+worker: $(STAMP)
+	@test -n "$(SCHEDULER)" || { echo "make worker SCHEDULER=tcp://host:$(PORT) (the scheduler's address)"; exit 1; }
+	PYTHONPATH="$(CURDIR)" $(VENV)/bin/dask worker $(SCHEDULER) --nworkers $(JOBS) --nthreads 1 \
+	  $(if $(GPU),--resources GPU=1)
 
 demo: $(STAMP)
 	$(PY) tools/course.py demo --jobs $(JOBS)

@@ -3,12 +3,17 @@
     python benchmarks/bench_grading.py            # 100 submissions (about 15 minutes on 2 cores)
     python benchmarks/bench_grading.py --n 20     # a quicker look
 
+    python benchmarks/bench_grading.py --scheduler tcp://host:8786 --jobs 1 0   # also on a Dask cluster
+
 The class mixes the example submissions (alice: correct; bob and dave: partially
 wrong; carol: the untouched template) in turn. Each run grades the whole class
 the way ``make grade`` does: intake, nbgrader autograde in the sandboxed kernel,
-the trusted verifier in its sandboxed child, one gradebook writer. It prints
-submissions per minute for each JOBS value, the speed-up, and whether both runs
-gave every student the same scores (they must).
+the trusted verifier in its sandboxed child, one gradebook writer. JOBS=1 grades
+in this process; JOBS=N > 1 on a Dask LocalCluster of N single-threaded workers
+(tools/distributed_grading.py), whose start is part of the time; JOBS=0 (with
+--scheduler) on the given Dask cluster. It prints submissions per minute for
+each run, the speed-up, and whether every run gave every student the same scores
+(they must).
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ def make_class(state: pathlib.Path, n: int) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="JOBS values to compare (default 1 2)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
+                        help="JOBS values to compare (default 1 2); 0: the cluster of --scheduler")
+    parser.add_argument("--scheduler", help="a Dask scheduler's address (or scheduler file) for JOBS=0")
     args = parser.parse_args(argv)
+    if 0 in args.jobs and not args.scheduler:
+        parser.error("JOBS=0 needs --scheduler")
     seed = 20261121
     rates, scores = {}, {}
     with tempfile.TemporaryDirectory(prefix="cnn-bench-grading-") as scratch:
@@ -49,11 +58,14 @@ def main(argv=None) -> int:
             state = pathlib.Path(scratch) / f"jobs{jobs}"
             make_class(state, args.n)
             started = time.perf_counter()
-            results = course.grade([AID], state, seed, quiet=True, jobs=jobs)
+            results = course.grade([AID], state, seed, quiet=True, jobs=max(jobs, 1),
+                                   scheduler=args.scheduler if jobs == 0 else None)
             seconds = time.perf_counter() - started
             rates[jobs] = args.n / seconds * 60
             scores[jobs] = {student: entry[AID]["score"] for student, entry in results.items()}
-            print(f"JOBS={jobs}: {args.n} submissions in {seconds:.0f} s = {rates[jobs]:.1f} submissions/min")
+            how = ("in this process" if jobs == 1 else f"on the cluster of {args.scheduler}" if jobs == 0
+                   else f"on a Dask LocalCluster of {jobs} workers")
+            print(f"JOBS={jobs} ({how}): {args.n} submissions in {seconds:.0f} s = {rates[jobs]:.1f} submissions/min")
     base = args.jobs[0]
     for jobs in args.jobs[1:]:
         print(f"speed-up JOBS={jobs} vs JOBS={base}: {rates[jobs] / rates[base]:.2f}x")

@@ -68,6 +68,7 @@ REQUIRED = {  # what the course promises in the README, with the version family 
     "tensorflow-cpu": "2.21", "keras": "3.", "scikit-learn": None, "scikit-image": None,
     "pillow": None, "tqdm": None, "pytest": None, "hypothesis": None,
     "psycopg2-binary": "2.9.",  # the gradebook on PostgreSQL (tests/test_grading_postgres.py)
+    "dask": "2026.", "distributed": "2026.",  # grading on Dask (tests/test_grading_distributed.py)
 }
 
 

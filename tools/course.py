@@ -16,6 +16,10 @@ git-ignored; ``--state DIR`` for another):
     DIR/feedback/       HTML per student (hidden tests and reference values removed)
     DIR/gradebook.db    SQLite gradebook (or $NBGRADER_DB_URL, e.g. PostgreSQL)
     DIR/grades.csv      nbgrader's export
+    DIR/work/<assignment>/done/<student>.json   done markers: graded and committed (a rerun skips them)
+
+``grade --jobs N`` grades N submissions at once on a Dask LocalCluster, ``grade --scheduler tcp://host:8786``
+on a Dask cluster of several machines (tools/distributed_grading.py, README "Grading on several machines").
 
 Hidden tests draw their inputs from the grader's secret seed:
 ``$CNN_COURSE_GRADER_SEED``, else the git-ignored file ``.grader_secret``,
@@ -25,6 +29,7 @@ which ``grade`` creates with a random seed the first time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -240,43 +245,20 @@ def check_feedback(state: pathlib.Path) -> list[pathlib.Path]:
     return leaks
 
 
-def _grade_task(aid: str, student: str, state: str, seed: int) -> dict:
-    from tools import autograde
-
-    env = grading_env(seed)
-    env.pop(SEED_VARIABLE)  # the kernel gets a seed of its own (autograde.kernel_seed), never this one
-    return autograde.grade_submission(aid, student, state, env, seed)
-
-
-def _run_tasks(tasks: list[tuple], jobs: int):
-    """Yield (task, record or exception) as tasks finish; jobs > 1 runs them in worker processes."""
-    if jobs <= 1:
-        for task in tasks:
-            try:
-                yield task, _grade_task(*task)
-            except Exception as error:  # noqa: BLE001 (one submission's failure never stops the class)
-                yield task, error
-        return
-    import concurrent.futures
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # no inherited state; each worker starts clean
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_grade_task, *task): task for task in tasks}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                yield futures[future], future.result()
-            except Exception as error:  # noqa: BLE001
-                yield futures[future], error
-
-
 def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
-          students: list[str] | None = None, jobs: int = 1, db_url: str | None = None) -> dict:
+          students: list[str] | None = None, jobs: int = 1, db_url: str | None = None,
+          scheduler=None, gpu: bool = False, regrade: bool | None = None) -> dict:
     """Autograde every submission in ``state/submitted`` (or only ``students``'), then feedback, export.
 
-    Each submission is graded by :func:`tools.autograde.grade_submission` (intake, sandboxed notebook run,
-    trusted verification) in ``jobs`` worker processes; this process alone writes the gradebook, one
-    submission at a time (:func:`tools.autograde.commit`), so the grades do not depend on ``jobs`` or order.
+    Each submission is one task (:func:`tools.distributed_grading.grade_task`: intake, sandboxed notebook run,
+    trusted verification) run in this process (``jobs=1``), on a Dask LocalCluster of ``jobs`` single-threaded
+    worker processes, or on the Dask cluster of ``scheduler`` (an address such as ``tcp://host:8786``, a
+    scheduler file, or a connected ``distributed.Client``); this process alone writes the gradebook, one
+    submission at a time (:func:`tools.autograde.commit`), so the grades depend neither on the executor nor
+    on the order.
+    ``gpu``: the tasks need a worker with a ``GPU`` resource. ``regrade``: grade again the submissions already
+    graded (their done marker matches); default: only when ``students`` names them, so that a run that was
+    stopped goes on where it was.
     ``db_url`` names the gradebook (SQLAlchemy URL, e.g. ``postgresql+psycopg2://user@host/gradebook``; the
     driver must be named: a bare ``postgresql://`` means psycopg 3 to SQLAlchemy 2); default: ``state/gradebook.db``
     (or ``$NBGRADER_DB_URL`` for the default state folder).
@@ -287,7 +269,7 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
     from nbgrader.api import Gradebook
     from tqdm.auto import tqdm
 
-    from tools import autograde
+    from tools import autograde, distributed_grading
 
     nbgrader = Nbgrader(state, db_url=db_url)
     env = grading_env(seed)
@@ -295,33 +277,45 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
     results: dict = {}
     records: dict = {}
     errors: dict = {}
+    if regrade is None:
+        regrade = students is not None
 
     def selected(aid):
         return [s for s in students_of(state, aid) if students is None or s in students]
 
-    for aid in ids:
-        if not quiet:
-            print(f"{aid}: releasing into the gradebook, then grading {len(selected(aid))} submission(s)")
-        nbgrader.run("generate_assignment", aid, "--force", env=env)
-        if not selected(aid):
-            continue
-        autograde.prepare(aid, state, env)
-        tasks = [(aid, student, str(state), seed) for student in selected(aid)]
-        progress = tqdm(total=len(tasks), desc=aid, unit="submission", disable=quiet)
-        for (_, student, _, _), outcome in _run_tasks(tasks, jobs):
-            if isinstance(outcome, Exception):
-                errors[(student, aid)] = f"{type(outcome).__name__}: {outcome}"
-            else:
-                autograde.commit(outcome, nbgrader.db_url, state)
-                records[(student, aid)] = outcome
-            progress.update()
-        progress.close()
-        feedback = nbgrader.run("generate_feedback", aid, "--force", env=env, check=False)
-        if feedback.returncode != 0:  # one student's notebook must not cost the others their feedback
-            for student in sorted({s for (s, a) in records if a == aid}):
-                one = nbgrader.run("generate_feedback", aid, "--student", student, "--force", env=env, check=False)
-                if one.returncode != 0:
-                    errors[(student, aid)] = "no feedback: " + " ".join(one.stderr.splitlines()[-1:])[:300]
+    with contextlib.ExitStack() as stack:
+        executor = None
+        for aid in ids:
+            if not quiet:
+                print(f"{aid}: releasing into the gradebook, then grading {len(selected(aid))} submission(s)")
+            nbgrader.run("generate_assignment", aid, "--force", env=env)
+            if not selected(aid):
+                continue
+            autograde.prepare(aid, state, env)
+            if executor is None:  # started once, for the first assignment with submissions
+                executor = stack.enter_context(distributed_grading.open_executor(
+                    jobs=jobs, scheduler=scheduler, gpu=gpu, quiet=quiet, db_url=nbgrader.db_url))
+            progress = tqdm(total=len(selected(aid)), desc=aid, unit="submission", disable=quiet)
+            outcome = distributed_grading.grade_assignment(
+                aid, selected(aid), state, seed, nbgrader.db_url, executor, regrade=regrade,
+                progress=lambda _, bar=progress: bar.update())
+            progress.close()
+            if outcome.skipped and not quiet:
+                print(f"{aid}: {len(outcome.skipped)} submission(s) already graded, unchanged (done markers in "
+                      f"{distributed_grading.done_path(state, aid, '-').parent}); --regrade grades them again")
+            if outcome.other_grader:
+                print(f"{aid}: {len(outcome.other_grader)} of them were graded by another version of the grader "
+                      f"({', '.join(outcome.other_grader[:5])}{', ...' if len(outcome.other_grader) > 5 else ''}); "
+                      "--regrade grades them with this one", file=sys.stderr)
+            records.update({(student, aid): record for student, record in outcome.records.items()})
+            errors.update({(student, aid): message for student, message in outcome.errors.items()})
+            feedback = nbgrader.run("generate_feedback", aid, "--force", env=env, check=False)
+            if feedback.returncode != 0:  # one student's notebook must not cost the others their feedback
+                for student in sorted({s for (s, a) in records if a == aid}):
+                    one = nbgrader.run("generate_feedback", aid, "--student", student, "--force", env=env,
+                                       check=False)
+                    if one.returncode != 0:
+                        errors[(student, aid)] = "no feedback: " + " ".join(one.stderr.splitlines()[-1:])[:300]
     nbgrader.run("export", f"--to={state / 'grades.csv'}", env=env)
     for leak in check_feedback(state):
         # a last line of defence after tools.feedback's redaction: such a file is not handed out
@@ -433,7 +427,18 @@ def main(argv=None) -> int:
     p_grade.add_argument("assignments", nargs="*")
     p_grade.add_argument("--state", type=pathlib.Path, default=ROOT / "grading")
     p_grade.add_argument("--json", type=pathlib.Path, help="also write the results as JSON here")
-    p_grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
+    p_grade.add_argument("--jobs", type=int, default=1,
+                         help="submissions graded at once: 1 grades in this process, N > 1 on a Dask LocalCluster "
+                              "of N single-threaded worker processes (default 1)")
+    p_grade.add_argument("--scheduler", metavar="ADDRESS",
+                         help="grade on this Dask cluster instead (tcp://host:8786, tls://..., or the path of a "
+                              "scheduler file); --jobs is then ignored")
+    p_grade.add_argument("--scheduler-file", metavar="PATH", help="the same, from `dask scheduler --scheduler-file`")
+    p_grade.add_argument("--gpu", action="store_true",
+                         help="these assignments need a GPU: only workers started with --resources GPU=1 grade them")
+    p_grade.add_argument("--regrade", action="store_true",
+                         help="grade again the submissions already graded and unchanged (default: skip them, so "
+                              "that a stopped run goes on where it was)")
     p_demo = sub.add_parser("demo", help="grade the example class in grading/demo")
     p_demo.add_argument("--state", type=pathlib.Path, default=ROOT / "grading" / "demo")
     p_demo.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
@@ -451,7 +456,13 @@ def main(argv=None) -> int:
             ids = assignment_ids(args.assignments)
             if args.jobs < 1:
                 raise PipelineError(f"--jobs must be at least 1, got {args.jobs}")
-            results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs)
+            if args.scheduler and args.scheduler_file:
+                raise PipelineError("give --scheduler or --scheduler-file, not both")
+            if args.scheduler_file and not pathlib.Path(args.scheduler_file).is_file():
+                raise PipelineError(f"--scheduler-file {args.scheduler_file}: no such file")
+            results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs,
+                            scheduler=args.scheduler or args.scheduler_file, gpu=args.gpu,
+                            regrade=True if args.regrade else None)
             print()
             print_table(results, ids)
             print(f"\nper-student summary: {write_summary(results, args.state.resolve())}")
@@ -460,6 +471,13 @@ def main(argv=None) -> int:
         elif args.command == "demo":
             demo(args.state.resolve(), jobs=args.jobs)
     except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:
+        from tools import distributed_grading
+
+        if not isinstance(error, distributed_grading.ClusterError):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

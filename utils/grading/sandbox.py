@@ -130,6 +130,7 @@ __all__ = [
     "default_env",
     "bubblewrap_path",
     "isolation_report",
+    "sweep_orphaned_uids",
 ]
 
 TOKEN_VARIABLE = "CNN_SANDBOX_TOKEN"
@@ -619,6 +620,45 @@ def _lease_uid() -> _UidLease:
         _sweep(token=None, uid=uid, exclude=())
         return _UidLease(uid, fd)
     raise SandboxError(f"all {UID_POOL_SIZE} sandbox uids are in use")
+
+
+def sweep_orphaned_uids() -> dict[int, int]:
+    """Kill the processes of every pool uid that no live run holds; returns {uid: processes found}.
+
+    A run holds its uid (an flock on the uid's slot file) until it has swept it. When the process that
+    called :func:`run` dies (a grading worker killed mid-run), the lock goes with it and whatever that run
+    started lives on under its uid: those processes are orphans, and this kills them. A uid whose lock a
+    live run holds is left alone. Root only (elsewhere runs keep the caller's uid): returns {} otherwise.
+    """
+    if os.geteuid() != 0:
+        return {}
+    lock_dir = os.path.join(tempfile.gettempdir(), f"cnn-course-sandbox-uids-{os.geteuid()}")
+    if not os.path.isdir(lock_dir):
+        return {}
+    uids = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                uid = os.stat(f"/proc/{name}").st_uid
+            except OSError:
+                continue
+            if UID_POOL_START <= uid < UID_POOL_START + UID_POOL_SIZE:
+                uids.add(uid)
+    swept = {}
+    for uid in sorted(uids):
+        fd = os.open(os.path.join(lock_dir, f"slot-{uid - UID_POOL_START}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live run holds this uid
+            found = _sweep(token=None, uid=uid, exclude=())
+            if found:
+                swept[uid] = found
+        finally:
+            os.close(fd)
+    return swept
 
 
 # ---------------------------------------------------------------------------
