@@ -103,36 +103,45 @@ def limits() -> dict[str, float]:
             "verify_seconds": float(autograde.VERIFY_SECONDS)}
 
 
-def _git_commit() -> str | None:
-    """The checkout's commit, read from .git without running git (None when there is no .git)."""
-    git = ROOT / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        pass
-    return None
+GRADER_TREES = ("tools", "utils", "solutions")  # the course's code and instructor notebooks that grade
+
+
+def _course_files(top: pathlib.Path):
+    """The regular files under ``top`` that count, sorted (no caches, no hidden files or folders)."""
+    for path in sorted(top.rglob("*")):
+        relative = path.relative_to(top).parts
+        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in relative):
+            yield path
+
+
+def _code_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for tree in GRADER_TREES:
+        for path in _course_files(ROOT / tree):
+            name = str(path.relative_to(ROOT)).encode()
+            data = path.read_bytes()
+            digest.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:20]
 
 
 @functools.lru_cache(maxsize=1)
-def grader_version() -> dict[str, str | None]:
-    """What must be the same on every node: the course's commit and the versions that grade."""
+def _package_versions() -> dict[str, str | None]:
     import importlib.metadata as metadata
 
-    versions: dict[str, str | None] = {"commit": _git_commit(), "python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for package in ("nbgrader", "numpy", "dask", "distributed"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def grader_version() -> dict[str, str | None]:
+    """What must be the same on every node: the course's grading code and instructor notebooks (a fingerprint
+    of the contents of tools/, utils/ and solutions/, read afresh at each call: about 10 ms) and the versions
+    of the packages that grade. A commit that changes only other files does not change it."""
+    return {"code": _code_fingerprint(), **_package_versions()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,9 +246,8 @@ def content_hash(aid: str, student: str, entries: dict | None, grading_limits: d
         for name, entry in sorted(entries.items()):
             add(name, json.dumps({k: v for k, v in entry.items() if k != "data"}, sort_keys=True),
                 entry.get("data", b""))
-    for path in sorted((ROOT / "solutions" / aid).rglob("*")):
-        if path.is_file():
-            add(path.relative_to(ROOT), path.read_bytes())
+    for path in _course_files(ROOT / "solutions" / aid):
+        add(path.relative_to(ROOT), path.read_bytes())
     return digest.hexdigest()
 
 
@@ -253,7 +261,7 @@ def _seed_check(seed: int, digest: str) -> str:
 
 
 def build_payload(state: pathlib.Path, aid: str, student: str, seed: int, template: dict[str, bytes],
-                  entries: dict | None = None, digest: str | None = None) -> dict:
+                  entries: dict | None = None, digest: str | None = None, grader: dict | None = None) -> dict:
     """Everything one task needs, as plain data: no path of the coordinator's machine, no database URL."""
     grading_limits = limits()
     if entries is None:
@@ -262,7 +270,7 @@ def build_payload(state: pathlib.Path, aid: str, student: str, seed: int, templa
     return {
         "format": PAYLOAD_FORMAT, "key": task_key(aid, student, digest), "hash": digest,
         "assignment": aid, "student": student, "seed": seed, "files": entries, "template": template,
-        "limits": grading_limits, "task_seconds": task_seconds(), "grader": grader_version(),
+        "limits": grading_limits, "task_seconds": task_seconds(), "grader": grader or grader_version(),
         "hard_limit": True,
     }
 
@@ -397,7 +405,8 @@ class WorkerMismatch(RuntimeError):
     """A worker that would grade differently from the coordinator (another checkout, versions or limits)."""
 
 
-def _check_worker(payload: dict) -> None:
+def _check_worker(payload: dict) -> dict:
+    """This worker's grader_version(), when it grades as the coordinator would; WorkerMismatch otherwise."""
     here = socket.gethostname()
     ours, theirs = grader_version(), payload.get("grader", {})
     differ = {k: (ours.get(k), theirs.get(k)) for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k)}
@@ -410,6 +419,7 @@ def _check_worker(payload: dict) -> None:
         raise WorkerMismatch(
             f"the worker on {here} has the limits {limits()} but the coordinator {payload.get('limits')}: start the "
             "workers with the same CNN_COURSE_*_SECONDS variables as the coordinator")
+    return ours
 
 
 def grade_task(payload: dict) -> dict:
@@ -424,7 +434,7 @@ def grade_task(payload: dict) -> dict:
         raise WorkerMismatch(f"payload format {payload.get('format')!r}; this worker reads {PAYLOAD_FORMAT}")
     if payload["hard_limit"]:
         scrub_secrets(os.environ)  # a worker process: nothing of the gradebook's credentials stays in it
-    _check_worker(payload)
+    version = _check_worker(payload)
     with contextlib.suppress(Exception):  # a failed sweep must not cost this submission its grade
         sweep_orphans()
     aid, student, seed = payload["assignment"], payload["student"], payload["seed"]
@@ -447,7 +457,7 @@ def grade_task(payload: dict) -> dict:
         record = autograde.grade_submission(aid, student, state, env, seed, scratch=scratch)
         record["autograded_files"] = autograde.pack_autograded(pathlib.Path(record.pop("autograded")))
         record.pop("scratch", None)
-        record.update(key=payload["key"], hash=payload["hash"], grader=grader_version(),
+        record.update(key=payload["key"], hash=payload["hash"], grader=version,
                       worker={"host": socket.gethostname(), "pid": os.getpid()})
         return json.loads(json.dumps(record))  # plain JSON: what crosses the network is data
     finally:
@@ -509,12 +519,13 @@ def _configure_scheduler(dask_scheduler, allowed_failures: int):
     return before
 
 
-def _importable():
+def _worker_version():
+    # run on every worker, by value: its grader_version(), or why the course's code cannot be imported there
     try:
-        import tools.distributed_grading  # noqa: F401
-        return True
+        from tools import distributed_grading
     except ImportError as error:
         return str(error)
+    return distributed_grading.grader_version()
 
 
 class DaskExecutor:
@@ -530,10 +541,16 @@ class DaskExecutor:
         if self.scheduler_before["importable"] is not True:
             raise ClusterError(f"the Dask scheduler cannot import the course's code "
                                f"({self.scheduler_before['importable']}): {hint}")
-        missing = {address: answer for address, answer in client.run(_by_value(_importable)).items()
-                   if answer is not True}
+        answers = client.run(_by_value(_worker_version))
+        missing = {address: answer for address, answer in answers.items() if isinstance(answer, str)}
         if missing:
             raise ClusterError(f"Dask workers cannot import the course's code ({missing}): {hint}")
+        ours = grader_version()
+        differ = {address: {k: v for k, v in answer.items() if ours.get(k) != v} for address, answer in answers.items()
+                  if answer != ours}
+        if differ:
+            raise ClusterError(f"Dask workers would grade with other code or packages than this coordinator "
+                               f"({ours}): {differ}; every node needs the same checkout and environment")
         self.name = f"Dask, scheduler {client.scheduler.address}"
 
     def _gpu_capacity(self) -> float:
@@ -684,7 +701,7 @@ def open_executor(jobs: int = 1, scheduler=None, gpu: bool = False, quiet: bool 
 
             hidden = {name: "" for name in os.environ if name in SECRET_VARIABLES or (
                 db_url and not db_url.startswith("sqlite") and db_url in os.environ[name])}
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    env=hidden, resources={"GPU": 1} if gpu and kernel.has_gpu() else None,
                                    silence_logs=logging.ERROR if quiet else logging.WARNING)
             client = Client(cluster)
@@ -777,6 +794,7 @@ def grade_assignment(aid: str, students: Iterable[str], state: pathlib.Path, see
     outcome = Outcome()
     template = template_files(autograde.work_dir(state, aid) / "template")
     grading_limits = limits()
+    version = grader_version()
     payloads = []
     with Gradebook(db_url) as gradebook:
         for student in students:
@@ -792,12 +810,12 @@ def grade_assignment(aid: str, students: Iterable[str], state: pathlib.Path, see
                 if marker is not None:
                     outcome.records[student] = marker["record"]
                     outcome.skipped.append(student)
-                    if marker.get("grader") != grader_version():
+                    if marker.get("grader") != version:
                         outcome.other_grader.append(student)
                     if progress:
                         progress(student)
                     continue
-            payloads.append(build_payload(state, aid, student, seed, template, entries, digest))
+            payloads.append(build_payload(state, aid, student, seed, template, entries, digest, version))
     for payload, result in executor.run(payloads):
         student = payload["student"]
         if isinstance(result, BaseException):
