@@ -335,8 +335,24 @@ def _clean_scratch(scratch: pathlib.Path) -> int:
     """Kill what the kernels of ``scratch`` left running and remove the folder; returns how many were killed."""
     from utils.grading import kernel
 
-    killed = _kill_kernel_wrappers(scratch) + kernel.kill_leftovers(scratch / "kernel")
-    shutil.rmtree(scratch, ignore_errors=True)
+    killed = 0
+    for _ in range(5):
+        killed += _kill_kernel_wrappers(scratch) + kernel.kill_leftovers(scratch / "kernel")
+        # the owner file goes last: a folder left half removed (a process still writing) keeps its owner, so
+        # sweep_orphans() can judge it later
+        for entry in (list(scratch.iterdir()) if scratch.is_dir() else []):
+            if entry.name != OWNER_FILE:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if any(entry.name != OWNER_FILE for entry in scratch.iterdir()):
+                time.sleep(0.2)
+                continue
+            (scratch / OWNER_FILE).unlink(missing_ok=True)
+            scratch.rmdir()
+        break
     return killed
 
 
@@ -388,10 +404,10 @@ def _arm_watchdog(seconds: float, key: str, scratch: pathlib.Path) -> threading.
               f"process (pid {os.getpid()}); the scheduler gives the task to another worker or gives it up",
               file=sys.stderr, flush=True)
         try:
-            _clean_scratch(scratch)
-            for pid in _descendants(os.getpid()):
+            for pid in _descendants(os.getpid()):  # first: nothing of the task writes in scratch any more
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
+            _clean_scratch(scratch)
         finally:
             os.kill(os.getpid(), signal.SIGKILL)
 
