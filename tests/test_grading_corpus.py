@@ -45,6 +45,7 @@ import time
 
 import nbformat
 import pytest
+from process_helpers import live_processes
 
 from tools import course
 
@@ -109,22 +110,13 @@ def _diff(before: dict, after: dict) -> dict[str, str]:
 def _sandbox_processes() -> dict[int, str]:
     """pid -> cmdline of every live process of the sandbox: its token or a kernel's marker, or a pool uid."""
     found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for process in live_processes():
         try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                if handle.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
-                    continue
-            uid = os.stat(f"/proc/{name}").st_uid
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
+            environ, cmdline = process.environ(), process.cmdline()
+        except OSError:
             continue
-        if uid in UID_POOL or b"CNN_SANDBOX_TOKEN=" in environ or b"CNN_COURSE_KERNEL_RUN=" in environ:
-            found[int(name)] = cmdline[:200]
+        if process.uid in UID_POOL or b"CNN_SANDBOX_TOKEN=" in environ or b"CNN_COURSE_KERNEL_RUN=" in environ:
+            found[process.pid] = cmdline[:200]
     return found
 
 

@@ -47,6 +47,7 @@ import time
 
 import nbformat
 import pytest
+from process_helpers import live_processes
 
 from tools import distributed_grading
 
@@ -171,17 +172,7 @@ class Processes:
             os.killpg(self.started[name].pid, sig)
 
     def group_alive(self, name: str) -> bool:
-        pgid = self.started[name].pid
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    with open(f"/proc/{pid}/stat", "rb") as handle:
-                        fields = handle.read().rpartition(b")")[2].split()
-                except OSError:
-                    continue
-                if int(fields[3]) == pgid and fields[0] not in (b"Z", b"X"):
-                    return True
-        return False
+        return any(process.pgid == self.started[name].pid for process in live_processes())
 
     def stop_all(self) -> None:
         """SIGTERM to every group started, then SIGKILL to what is left; only these groups."""
@@ -259,21 +250,14 @@ def ours() -> dict[int, str]:
     """Live processes of this test's grading: anything whose command line or working folder names its students
     (kernels, their wrappers, the verifier's children, a fork bomb's copies all work in /tmp/cnng-<TAG>*)."""
     found = {}
-    needle = f"cnng-{TAG}".encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    needle = f"cnng-{TAG}"
+    for process in live_processes():
         try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                if handle.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
-                    continue
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ")
-            cwd = os.readlink(f"/proc/{name}/cwd").encode()
-        except (OSError, IndexError):
+            cmdline, cwd = process.cmdline(), process.cwd()
+        except OSError:
             continue
         if needle in cmdline or needle in cwd:
-            found[int(name)] = cmdline.decode(errors="replace")[:200]
+            found[process.pid] = cmdline[:200]
     return found
 
 
@@ -330,6 +314,18 @@ def wait_until(condition, timeout: float, what: str, poll: float = 0.2):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_graded_like_the_reference(state: pathlib.Path, results_file: pathlib.Path, members: dict[str, str],
+                                     reference: dict) -> None:
+    """One gradebook record per member and nothing else; the results and every gradebook row equal the
+    sequential reference's field by field."""
+    results = json.loads(results_file.read_text())
+    rows = gradebook_rows(state)
+    assert sorted(rows) == sorted(members) == sorted(results)
+    assert all(entry["submissions"] == 1 and entry["rows"] == 1 for entry in rows.values())
+    assert comparable(results) == expected(reference, "results", members)
+    assert rows == expected(reference, "rows", members)
 
 
 def assert_nothing_left(processes: Processes, scratch_before: set[str]) -> None:
@@ -413,14 +409,8 @@ def test_a_killed_worker_loses_nothing(reference, tmp_path):
         processes.stop_all()
     print(f"\n{len(members) + 1} submissions on 2 workers, one killed while grading {victim}: {wall:.0f} s")
 
-    results = json.loads((tmp_path / "results.json").read_text())
-    rows = gradebook_rows(state)
-    # one record per submission, the self-killer none
-    assert sorted(rows) == sorted(members) == sorted(results)
-    assert all(entry["submissions"] == 1 and entry["rows"] == 1 for entry in rows.values())
-    # grades equal the sequential run field by field: the results and every gradebook row
-    assert comparable(results) == expected(reference, "results", members)
-    assert rows == expected(reference, "rows", members)
+    # one record per submission (the self-killer none), grades equal to the sequential run's
+    assert_graded_like_the_reference(state, tmp_path / "results.json", members, reference)
     # the killed worker's submission was graded (once: one record) by another worker
     student = next(s for s in members if f"-{s}-" in victim)
     marker = json.loads((state / "work" / AID / "done" / f"{student}.json").read_text())
@@ -469,12 +459,7 @@ def test_a_restarted_coordinator_grades_only_what_is_left(reference, tmp_path):
         processes.stop_all()
     print(f"\ncoordinator killed after {len(before)} of {len(members)} commits; the restart took {seconds:.0f} s")
 
-    results = json.loads((tmp_path / "second.json").read_text())
-    rows = gradebook_rows(state)
-    assert sorted(rows) == sorted(members) == sorted(results)
-    assert all(entry["submissions"] == 1 and entry["rows"] == 1 for entry in rows.values())
-    assert comparable(results) == expected(reference, "results", members)
-    assert rows == expected(reference, "rows", members)
+    assert_graded_like_the_reference(state, tmp_path / "second.json", members, reference)
     # what was committed before the kill was not graded again: its markers are untouched
     after = markers(state)
     assert {s: after[s] for s in before} == before
