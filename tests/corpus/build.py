@@ -972,6 +972,7 @@ WRITE_FILES = """
 import os as _os
 import pathlib as _pathlib
 import shutil as _shutil
+import stat as _stat
 import sys as _sys
 
 import utils as _utils
@@ -990,6 +991,8 @@ def _try(what, action):
 
 def _reopen(path):
     with open(path, "r+b") as handle:
+        if _stat.S_ISCHR(_os.fstat(handle.fileno()).st_mode):  # a hidden path: /dev/null in its place
+            raise PermissionError(f"{path} is hidden (/dev/null in its place)")
         first = handle.read(1)
         handle.seek(0)
         handle.write(first)
