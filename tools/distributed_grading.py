@@ -340,19 +340,30 @@ def _clean_scratch(scratch: pathlib.Path) -> int:
         killed += _kill_kernel_wrappers(scratch) + kernel.kill_leftovers(scratch / "kernel")
         # the owner file goes last: a folder left half removed (a process still writing) keeps its owner, so
         # sweep_orphans() can judge it later
-        for entry in (list(scratch.iterdir()) if scratch.is_dir() else []):
-            if entry.name != OWNER_FILE:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
+            for entry in list(scratch.iterdir()):
+                if entry.name != OWNER_FILE:
+                    with contextlib.suppress(OSError):
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink()
+        owner = None
+        try:
             if any(entry.name != OWNER_FILE for entry in scratch.iterdir()):
-                time.sleep(0.2)
-                continue
-            (scratch / OWNER_FILE).unlink(missing_ok=True)
+                raise OSError(f"{scratch} is not empty yet")
+            with contextlib.suppress(FileNotFoundError):
+                owner = (scratch / OWNER_FILE).read_bytes()
+                (scratch / OWNER_FILE).unlink()
             scratch.rmdir()
-        break
+            break
+        except FileNotFoundError:
+            break
+        except OSError:
+            if owner is not None:  # something appeared after all: the folder keeps its owner
+                with contextlib.suppress(OSError):
+                    (scratch / OWNER_FILE).write_bytes(owner)
+            time.sleep(0.2)
     return killed
 
 
