@@ -235,6 +235,22 @@ class Cluster:
             self.client.close()
 
 
+@contextlib.contextmanager
+def two_workers(processes: Processes, scheduler_file: pathlib.Path | None = None):
+    """A scheduler and workers w1 and w2, joined; at the end every process the test started is stopped."""
+    cluster = None
+    try:
+        cluster = Cluster(processes, scheduler_file)
+        cluster.add_worker("w1")
+        cluster.add_worker("w2")
+        cluster.wait_for({"w1", "w2"})
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.close()
+        processes.stop_all()
+
+
 def coordinator(processes: Processes, name: str, state: pathlib.Path, out: pathlib.Path, *options: str):
     argv = [sys.executable, str(ROOT / "tools" / "course.py"), "grade", AID, "--state", str(state),
             "--json", str(out), *options]
@@ -376,12 +392,7 @@ def test_a_killed_worker_loses_nothing(reference, tmp_path):
     hand_in(state, members, self_killer=True)
     assert len(members) + 1 >= 24
     processes = Processes(tmp_path / "logs")
-    cluster = None
-    try:
-        cluster = Cluster(processes)
-        cluster.add_worker("w1")
-        cluster.add_worker("w2")
-        cluster.wait_for({"w1", "w2"})
+    with two_workers(processes) as cluster:
         started = time.monotonic()
         coordinator(processes, "coordinator", state, tmp_path / "results.json", "--scheduler", cluster.address)
 
@@ -403,10 +414,6 @@ def test_a_killed_worker_loses_nothing(reference, tmp_path):
         seconds = run_to_end(processes, "coordinator", CLASS_SECONDS)
         wall = time.monotonic() - started
         worker_logs = processes.log("w1") + processes.log("w2") + processes.log("w3")
-    finally:
-        if cluster is not None:
-            cluster.close()
-        processes.stop_all()
     print(f"\n{len(members) + 1} submissions on 2 workers, one killed while grading {victim}: {wall:.0f} s")
 
     # one record per submission (the self-killer none), grades equal to the sequential run's
@@ -436,12 +443,7 @@ def test_a_restarted_coordinator_grades_only_what_is_left(reference, tmp_path):
     hand_in(state, members, self_killer=False)
     processes = Processes(tmp_path / "logs")
     scheduler_file = tmp_path / "scheduler.json"
-    cluster = None
-    try:
-        cluster = Cluster(processes, scheduler_file)
-        cluster.add_worker("w1")
-        cluster.add_worker("w2")
-        cluster.wait_for({"w1", "w2"})
+    with two_workers(processes, scheduler_file):
         options = ("--scheduler-file", str(scheduler_file))
         coordinator(processes, "first", state, tmp_path / "first.json", *options)
         wait_until(lambda: len(markers(state)) >= 3, 240, "three commits")
@@ -453,10 +455,6 @@ def test_a_restarted_coordinator_grades_only_what_is_left(reference, tmp_path):
         coordinator(processes, "second", state, tmp_path / "second.json", *options)
         seconds = run_to_end(processes, "second", CLASS_SECONDS)
         output = processes.log("second")
-    finally:
-        if cluster is not None:
-            cluster.close()
-        processes.stop_all()
     print(f"\ncoordinator killed after {len(before)} of {len(members)} commits; the restart took {seconds:.0f} s")
 
     assert_graded_like_the_reference(state, tmp_path / "second.json", members, reference)
