@@ -504,8 +504,6 @@ class GradingFailed(RuntimeError):
 class InProcess:
     """``jobs=1``: grades in this process, one submission after the other (the reference run)."""
 
-    name = "in this process"
-
     def __init__(self, gpu: bool = False):
         self.gpu = gpu
 
@@ -558,8 +556,8 @@ def _worker_version():
 class DaskExecutor:
     """Grades on a Dask cluster through ``client``; one task per submission, under its stable key."""
 
-    def __init__(self, client, cluster=None, gpu: bool = False, poll_seconds: float = 1.0):
-        self.client, self.cluster, self.gpu, self.poll = client, cluster, gpu, poll_seconds
+    def __init__(self, client, gpu: bool = False, poll_seconds: float = 1.0):
+        self.client, self.gpu, self.poll = client, gpu, poll_seconds
         self.attempts = task_attempts()
         self.scheduler_before = client.run_on_scheduler(_by_value(_configure_scheduler),
                                                         allowed_failures=self.attempts - 1)
@@ -578,7 +576,6 @@ class DaskExecutor:
         if differ:
             raise ClusterError(f"Dask workers would grade with other code or packages than this coordinator "
                                f"({ours}): {differ}; every node needs the same checkout and environment")
-        self.name = f"Dask, scheduler {client.scheduler.address}"
 
     def _gpu_capacity(self) -> float:
         workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
@@ -734,7 +731,7 @@ def open_executor(jobs: int = 1, scheduler=None, gpu: bool = False, quiet: bool 
             client = Client(cluster)
     executor = None
     try:
-        executor = DaskExecutor(client, cluster, gpu=gpu)
+        executor = DaskExecutor(client, gpu=gpu)
         yield executor
     finally:
         if executor is not None:
