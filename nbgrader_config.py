@@ -36,6 +36,14 @@ c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL", f"sqlite:///{GRADIN
 # nbgrader's default exchange (/srv/nbgrader/exchange) does not exist on most machines.
 c.Exchange.root = str(GRADING / "exchange")
 
+# Every way nbgrader offers to autograde (`nbgrader autograde`, formgrader's Autograde button,
+# NbGraderAPI.autograde) goes through the course's pipeline: intake, the sandboxed kernel, the trusted
+# verifier (tools/nbgrader_entry.py). With no preprocessors of nbgrader's own, even an exporter set
+# otherwise on the command line runs no student code and saves no grades.
+c.Autograde.exporter_class = "tools.nbgrader_entry.CourseAutogradeExporter"
+c.Autograde.sanitize_preprocessors = []
+c.Autograde.autograde_preprocessors = []
+
 c.ExecutePreprocessor.kernel_name = "python3"
 c.ExecutePreprocessor.timeout = 120  # seconds per cell
 c.ExecutePreprocessor.startup_timeout = 120

@@ -27,12 +27,12 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from tools import course
+from utils.grading import sandbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEED = 20261121
@@ -133,9 +133,9 @@ def postgres_url():
             pytest.skip(why)
         as_user = [runuser, "-u", "postgres", "--"]
 
-    # A folder of its own under the system temp dir (pytest's tmp root is private to root, so the
-    # postgres user could not reach a data folder there).
-    base = pathlib.Path(tempfile.mkdtemp(prefix="cnn-course-pg-"))
+    # A folder of its own that the postgres user can reach (pytest's tmp root, a private TMPDIR and a
+    # checkout under /root are closed to it): the sandbox's scratch folders are made for that.
+    base = pathlib.Path(sandbox.scratch_dir("cnn-course-pg-"))
     data, sockets, log = base / "data", base / "sockets", base / "server.log"
     sockets.mkdir()
     if owner is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import stat
@@ -585,11 +586,8 @@ def test_without_bubblewrap_on_the_machine_the_fallback_is_used(box, mark, monke
 
 @pytest.fixture
 def tmp_scratch():
-    """A scratch directory directly in /tmp (reachable by any uid once handed over), removed afterwards."""
-    import shutil
-    import tempfile
-
-    path = pathlib.Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    """A scratch directory that any uid can reach once handed over (sandbox.scratch_dir), removed afterwards."""
+    path = pathlib.Path(sandbox.scratch_dir("sandbox-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -612,6 +610,44 @@ def test_without_namespaces_for_the_launcher(tmp_scratch, mode, mark, monkeypatc
         assert res.status == "ok" and res.stdout == b"ran\n"
         assert not {"no network", "private /tmp", "hidden paths"} & set(res.isolation)
         assert "rlimits" in res.isolation
+
+
+@needs_root
+@pytest.mark.parametrize("mode", MODES)
+def test_without_namespaces_a_closed_directory_is_refused_with_the_fix(box, mode, mark, monkeypatch):
+    """pytest's tmp_path lies under a mode-0700 folder: with no mount namespace to show it through, the
+    sandbox uid could not enter it, and the run is refused before anything starts, naming the folder."""
+    monkeypatch.setattr(sandbox, "_ns_probe", {"ok": False})
+    closed = sandbox._first_closed(str(box), sandbox.UID_POOL_START, sandbox.UID_POOL_START)
+    assert closed is not None
+    with pytest.raises(SandboxError) as caught:
+        sbrun(["sh", "-c", "echo ran > started"], cwd=box / "work", mode=mode, mark=mark)
+    assert f"{closed} is closed to other users" in str(caught.value)
+    assert f"chmod o+x {closed}" in str(caught.value)
+    assert not (box / "work" / "started").exists()
+
+
+def test_scratch_dir_is_private_and_reachable_by_other_users(monkeypatch, tmp_path):
+    """A private TMPDIR (mode 0700) is passed over for /tmp; a TMPDIR every user can enter is used."""
+    import tempfile
+
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    made = pathlib.Path(sandbox.scratch_dir("probe-"))
+    try:
+        assert made.parent == pathlib.Path("/tmp").resolve() and made.name.startswith("probe-")
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700 and made.stat().st_uid == os.geteuid()
+    finally:
+        made.rmdir()
+    shared = pathlib.Path(sandbox.scratch_dir("shared-"))  # a folder /tmp's users can enter
+    shared.chmod(0o1777)
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(shared))
+        inner = pathlib.Path(sandbox.scratch_dir("probe-"))
+        assert inner.parent == shared and sandbox.scratch_parent() == str(shared)
+    finally:
+        shutil.rmtree(shared)
 
 
 @needs_root
@@ -692,10 +728,14 @@ def test_a_non_root_caller_gets_rlimits_and_what_user_namespaces_allow(tmp_path,
     uid = sandbox.UID_POOL_START - (2 if mode else 1)
     scratch = pathlib.Path("/tmp") / f"sandbox-nonroot-{uuid.uuid4().hex}"
     scratch.mkdir(mode=0o700)
-    os.chown(scratch, uid, uid)
+    # the module is passed in: the checkout may lie where that user cannot read (under /root)
+    module = scratch / "sandbox.py"
+    shutil.copyfile(ROOT / "utils" / "grading" / "sandbox.py", module)
+    for path in (scratch, module):
+        os.chown(path, uid, uid)
     try:
         proc = subprocess.run(
-            [system_python, "-I", "-c", NONROOT_SCRIPT, str(ROOT / "utils" / "grading" / "sandbox.py"),
+            [system_python, "-I", "-c", NONROOT_SCRIPT, str(module),
              "1" if mode else "0", str(scratch), mark],
             user=uid, group=uid, extra_groups=[], env={"PATH": "/usr/bin:/bin"}, cwd="/",
             capture_output=True, text=True, timeout=60,

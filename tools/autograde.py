@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools import intake as intake_module  # noqa: E402
 from utils.grading import a2 as a2_checks  # noqa: E402
+from utils.grading import sandbox  # noqa: E402
 
 # Time limits; the environment variables override them (a test of hostile submissions sets them low).
 NOTEBOOK_SECONDS = float(os.environ.get("CNN_COURSE_NOTEBOOK_SECONDS", 240))  # one nbgrader autograde run
@@ -286,7 +287,7 @@ def grade_submission(aid: str, student: str, state: str | pathlib.Path, env: dic
     # Outside the state folder: the sandbox hides the state (gradebook, other submissions) from student code,
     # and the kernel's working folder must not lie under a hidden one.
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:12]
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"cnng-{safe}-"))
+    scratch = pathlib.Path(sandbox.scratch_dir(f"cnng-{safe}-"))
     try:
         return _grade_in(scratch, aid, student, state, env, seed, notebook_seconds or NOTEBOOK_SECONDS)
     except BaseException:
@@ -504,7 +505,7 @@ def commit(record: dict, db_url: str, state: pathlib.Path) -> None:
             if row.manual_comment is None or row.manual_comment.startswith(VERIFIED_MARK):
                 row.manual_comment = _solution_comment(record, gid)
         gradebook.db.commit()
-    if record.get("scratch", "").startswith(tempfile.gettempdir()):
+    if pathlib.Path(record.get("scratch") or "/").parent == pathlib.Path(sandbox.scratch_parent()):
         shutil.rmtree(record["scratch"], ignore_errors=True)
 
 

@@ -309,7 +309,8 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
                       "--regrade grades them with this one", file=sys.stderr)
             records.update({(student, aid): record for student, record in outcome.records.items()})
             errors.update({(student, aid): message for student, message in outcome.errors.items()})
-            feedback = nbgrader.run("generate_feedback", aid, "--force", env=env, check=False)
+            only = ["--student", students[0]] if students is not None and len(students) == 1 else []
+            feedback = nbgrader.run("generate_feedback", aid, *only, "--force", env=env, check=False)
             if feedback.returncode != 0:  # one student's notebook must not cost the others their feedback
                 for student in sorted({s for (s, a) in records if a == aid}):
                     one = nbgrader.run("generate_feedback", aid, "--student", student, "--force", env=env,
@@ -436,6 +437,9 @@ def main(argv=None) -> int:
     p_grade.add_argument("--scheduler-file", metavar="PATH", help="the same, from `dask scheduler --scheduler-file`")
     p_grade.add_argument("--gpu", action="store_true",
                          help="these assignments need a GPU: only workers started with --resources GPU=1 grade them")
+    p_grade.add_argument("--student", action="append", metavar="ID",
+                         help="grade only this student's submissions (repeat for several); they are graded again "
+                              "even when unchanged")
     p_grade.add_argument("--regrade", action="store_true",
                          help="grade again the submissions already graded and unchanged (default: skip them, so "
                               "that a stopped run goes on where it was)")
@@ -460,7 +464,7 @@ def main(argv=None) -> int:
                 raise PipelineError("give --scheduler or --scheduler-file, not both")
             if args.scheduler_file and not pathlib.Path(args.scheduler_file).is_file():
                 raise PipelineError(f"--scheduler-file {args.scheduler_file}: no such file")
-            results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs,
+            results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs, students=args.student,
                             scheduler=args.scheduler or args.scheduler_file, gpu=args.gpu,
                             regrade=True if args.regrade else None)
             print()

@@ -379,7 +379,7 @@ def sweep_orphans() -> dict:
     from utils.grading import sandbox
 
     removed, killed = [], 0
-    for owner in pathlib.Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*/{OWNER_FILE}"):
+    for owner in pathlib.Path(sandbox.scratch_parent()).glob(f"{SCRATCH_PREFIX}*/{OWNER_FILE}"):
         scratch = owner.parent
         if not _owner_alive(scratch):
             killed += _clean_scratch(scratch)
@@ -466,7 +466,9 @@ def grade_task(payload: dict) -> dict:
         sweep_orphans()
     aid, student, seed = payload["assignment"], payload["student"], payload["seed"]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:12]
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{safe}-"))
+    from utils.grading import sandbox
+
+    scratch = pathlib.Path(sandbox.scratch_dir(f"{SCRATCH_PREFIX}{safe}-"))
     watchdog = None
     try:
         _write_owner(scratch)

@@ -131,6 +131,9 @@ __all__ = [
     "bubblewrap_path",
     "isolation_report",
     "sweep_orphaned_uids",
+    "scratch_dir",
+    "scratch_parent",
+    "reach_problem",
 ]
 
 TOKEN_VARIABLE = "CNN_SANDBOX_TOKEN"
@@ -596,8 +599,15 @@ class _UidLease:
             self._fd = None
 
 
+def _uid_lock_dir() -> str:
+    """Where the pool's slot files live: /run as root (the same for every grader on the machine,
+    whatever its TMPDIR, so two graders never share a uid), else the temporary directory."""
+    parent = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK | os.X_OK) else tempfile.gettempdir()
+    return os.path.join(parent, f"cnn-course-sandbox-uids-{os.geteuid()}")
+
+
 def _lease_uid() -> _UidLease:
-    lock_dir = os.path.join(tempfile.gettempdir(), f"cnn-course-sandbox-uids-{os.geteuid()}")
+    lock_dir = _uid_lock_dir()
     try:
         os.mkdir(lock_dir, 0o700)
     except FileExistsError:
@@ -632,7 +642,7 @@ def sweep_orphaned_uids() -> dict[int, int]:
     """
     if os.geteuid() != 0:
         return {}
-    lock_dir = os.path.join(tempfile.gettempdir(), f"cnn-course-sandbox-uids-{os.geteuid()}")
+    lock_dir = _uid_lock_dir()
     if not os.path.isdir(lock_dir):
         return {}
     uids = set()
@@ -903,6 +913,74 @@ def _closed_ancestor(path: str, uid: int, gid: int) -> str | None:
     return None
 
 
+def _first_closed(path: str, uid: int, gid: int) -> str | None:
+    """The topmost directory of path (path itself included) that uid cannot enter, or None."""
+    closed = _closed_ancestor(path, uid, gid)
+    if closed is None and os.path.isdir(path):
+        try:
+            if not _can_enter(os.stat(path), uid, gid):
+                closed = path
+        except OSError:
+            pass
+    return closed
+
+
+# Any uid of the pool stands for "another user" when a directory is checked for them.
+_OTHER = UID_POOL_START + UID_POOL_SIZE
+
+
+def scratch_parent() -> str:
+    """The temporary directory that scratch_dir() makes its directories in (see there)."""
+    tried = []
+    for parent in dict.fromkeys((tempfile.gettempdir(), "/tmp")):
+        real = os.path.realpath(parent)
+        closed = _first_closed(real, _OTHER, _OTHER)
+        if closed is None and os.path.isdir(real) and os.access(real, os.W_OK | os.X_OK):
+            return real
+        tried.append(f"{real} ({'closed to other users at ' + closed if closed else 'not writable'})")
+    raise SandboxError(
+        "no temporary directory that the sandbox's uid can enter: " + "; ".join(tried)
+        + ". Set TMPDIR to a directory every user can enter (mode 1777, like /tmp) and grade again."
+    )
+
+
+def scratch_dir(prefix: str) -> str:
+    """A new empty directory (mode 0700, the caller's) where a sandbox uid can be handed its work.
+
+    Input: prefix, str (the name's start). Output: the directory's real path.
+
+    It is made in the temporary directory (``$TMPDIR``) when every user can enter that, else in
+    /tmp (a private ``TMPDIR``, mode 0700, is what many users have): even where no mount namespace
+    can show the sandbox uid a closed directory, it reaches this one. The random name and mode
+    0700 keep it private until :func:`run` hands it to the sandbox uid. Raises SandboxError,
+    naming the directories and the fix, when other users can enter neither.
+    """
+    return os.path.realpath(tempfile.mkdtemp(prefix=prefix, dir=scratch_parent()))
+
+
+def reach_problem(paths: Iterable[str | os.PathLike]) -> str | None:
+    """Why a sandboxed child could not reach some of paths on this machine, or None when it can.
+
+    As root the child runs as another uid; a directory closed to it (a checkout under /root or a
+    private home, a private TMPDIR) is shown to it through a mount namespace. Where the machine
+    gives none (a container without CAP_SYS_ADMIN), the message names the closed directory and
+    the fix. Not root, the child keeps the caller's uid and reaches what the caller reaches.
+    """
+    if os.geteuid() != 0 or _namespaces_work():
+        return None
+    for p in paths:
+        real = os.path.realpath(os.fspath(p))
+        closed = _closed_ancestor(real, _OTHER, _OTHER)
+        if closed is not None:
+            return (
+                f"the sandbox's uid cannot reach {real}: {closed} is closed to other users, and this machine "
+                "gives no mount namespace to show it through (a container without CAP_SYS_ADMIN?). Grade "
+                f"from a checkout every user can enter (chmod o+x {closed}, or clone the course elsewhere, "
+                "e.g. under /srv), or on a machine where root may unshare a mount namespace."
+            )
+    return None
+
+
 def _shared_writable_dirs() -> list[str]:
     out = []
     for p in _SHARED_WRITABLE:
@@ -1113,6 +1191,10 @@ def _plan(argv, cwd, limits, env, writable_dirs, readable_dirs, hidden_paths, ui
             dests.append(h)
         return dests
 
+    if root and uid is not None and not launcher_mounts:
+        problem = reach_problem(writable_dirs + readable_dirs)
+        if problem:
+            raise SandboxError(problem)
     if launcher_mounts:
         covers = [c for c in shared if not (bwrap and c == "/dev/shm")]  # bwrap's --dev brings its own
         for c in covers:
@@ -1457,7 +1539,7 @@ def isolation_report() -> dict:
         "bubblewrap": path,
         "bubblewrap_note": _bwrap_probe.get("version") or _bwrap_probe.get("why"),
     }
-    scratch = tempfile.mkdtemp(prefix="cnn-sandbox-probe-")
+    scratch = scratch_dir("cnn-sandbox-probe-")
     try:
         secret = os.path.join(scratch, "secret")
         with open(secret, "w") as f:

@@ -383,8 +383,10 @@ class Verifier:
 
         ``hidden``: more paths the child must not see (the grading state folder of this run).
         """
+        from utils.grading import sandbox
+
         owned = scratch is None
-        scratch = pathlib.Path(tempfile.mkdtemp(prefix="cnn-verify-")) if owned else scratch
+        scratch = pathlib.Path(sandbox.scratch_dir("cnn-verify-")) if owned else scratch
         try:
             return self._verify(student, scratch, tuple(p for p in hidden if pathlib.Path(p).exists()))
         finally:
