@@ -11,6 +11,7 @@ and the feedback.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 
@@ -135,3 +136,27 @@ def test_regrading_gives_identical_scores(graded):
     for student in students:
         for aid in IDS:
             assert again[student][aid]["tests"] == results[student][aid]["tests"], (student, aid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands student code to another uid")
+def test_a_checkout_the_sandbox_cannot_reach_is_refused_before_any_student(tmp_path, monkeypatch):
+    """Where no mount namespace can show a closed folder to the sandbox's uid (a container without
+    CAP_SYS_ADMIN), grading stops before anything is graded, naming the folder and the fix."""
+    from utils.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "_ns_probe", {"ok": False})
+    closed = tmp_path / "private"
+    checkout = closed / "course"
+    checkout.mkdir(parents=True)
+    closed.chmod(0o700)
+    monkeypatch.setattr(course, "ROOT", checkout)
+    state = tmp_path / "state"
+    with pytest.raises(course.PipelineError) as caught:
+        course.grade(["a1_numpy_convolution"], state, seed=1, quiet=True)
+    message = str(caught.value)
+    assert message.startswith(f"cannot grade here: the sandbox's uid cannot reach {checkout}: ")
+    closed_dirs = [str(d) for d in reversed(checkout.parents) if not os.stat(d).st_mode & 0o001]
+    assert closed_dirs[-1] == str(closed)  # and maybe pytest's own root above it
+    assert f"{', '.join(closed_dirs)} {'is' if len(closed_dirs) == 1 else 'are'} closed to other users" in message
+    assert f"(chmod o+x {' '.join(closed_dirs)}, or clone the course elsewhere" in message
+    assert not state.exists()

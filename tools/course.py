@@ -270,6 +270,19 @@ def grade(ids: list[str], state: pathlib.Path, seed: int, quiet: bool = False,
     from tqdm.auto import tqdm
 
     from tools import autograde, distributed_grading
+    from utils.grading import sandbox
+
+    # Before any student is graded: can the sandbox's uid reach the course's code and a scratch folder?
+    # (Dask workers elsewhere check their own machine.)
+    problem = None
+    if scheduler is None:
+        try:
+            problem = sandbox.reach_problem([ROOT, sys.prefix])
+            sandbox.scratch_parent()
+        except sandbox.SandboxError as error:
+            problem = str(error)
+    if problem:
+        raise PipelineError(f"cannot grade here: {problem}")
 
     nbgrader = Nbgrader(state, db_url=db_url)
     env = grading_env(seed)

@@ -102,6 +102,7 @@ Traps met on the machines this was built on:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -970,13 +971,20 @@ def reach_problem(paths: Iterable[str | os.PathLike]) -> str | None:
         return None
     for p in paths:
         real = os.path.realpath(os.fspath(p))
-        closed = _closed_ancestor(real, _OTHER, _OTHER)
-        if closed is not None:
+        parts = pathlib.PurePosixPath(real).parts
+        closed = []
+        for i in range(1, len(parts)):
+            ancestor = str(pathlib.PurePosixPath(*parts[:i]))
+            with contextlib.suppress(OSError):
+                if not _can_enter(os.stat(ancestor), _OTHER, _OTHER):
+                    closed.append(ancestor)
+        if closed:
             return (
-                f"the sandbox's uid cannot reach {real}: {closed} is closed to other users, and this machine "
-                "gives no mount namespace to show it through (a container without CAP_SYS_ADMIN?). Grade "
-                f"from a checkout every user can enter (chmod o+x {closed}, or clone the course elsewhere, "
-                "e.g. under /srv), or on a machine where root may unshare a mount namespace."
+                f"the sandbox's uid cannot reach {real}: {', '.join(closed)} "
+                f"{'is' if len(closed) == 1 else 'are'} closed to other users, and this machine gives no mount "
+                "namespace to show it through (a container without CAP_SYS_ADMIN?). Grade from a checkout every "
+                f"user can enter (chmod o+x {' '.join(closed)}, or clone the course elsewhere, e.g. under /srv), "
+                "or on a machine where root may unshare a mount namespace."
             )
     return None
 
