@@ -453,9 +453,9 @@ def main(argv=None) -> int:
     p_grade.add_argument("--student", action="append", metavar="ID",
                          help="grade only this student's submissions (repeat for several); they are graded again "
                               "even when unchanged")
-    p_grade.add_argument("--regrade", action="store_true",
+    p_grade.add_argument("--regrade", action=argparse.BooleanOptionalAction, default=None,
                          help="grade again the submissions already graded and unchanged (default: skip them, so "
-                              "that a stopped run goes on where it was)")
+                              "that a stopped run goes on where it was, unless --student names them)")
     p_demo = sub.add_parser("demo", help="grade the example class in grading/demo")
     p_demo.add_argument("--state", type=pathlib.Path, default=ROOT / "grading" / "demo")
     p_demo.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
@@ -479,7 +479,7 @@ def main(argv=None) -> int:
                 raise PipelineError(f"--scheduler-file {args.scheduler_file}: no such file")
             results = grade(ids, args.state.resolve(), grader_seed(), jobs=args.jobs, students=args.student,
                             scheduler=args.scheduler or args.scheduler_file, gpu=args.gpu,
-                            regrade=True if args.regrade else None)
+                            regrade=args.regrade)
             print()
             print_table(results, ids)
             print(f"\nper-student summary: {write_summary(results, args.state.resolve())}")

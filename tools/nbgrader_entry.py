@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -55,11 +56,27 @@ def layout_problem(coursedir) -> str | None:
     return None
 
 
-def pipeline_command(aid: str, student: str) -> list[str]:
-    """The course pipeline's command that grades one submission (the course's interpreter when it has one)."""
+def pipeline_command(aid: str, students: list[str], regrade: bool) -> list[str]:
+    """The course pipeline's command that grades these students' submissions of aid (the course's
+    interpreter when it has one). regrade False: a submission graded before and unchanged is kept."""
     venv_python = ROOT / ".venv" / "bin" / "python"
     python = str(venv_python) if venv_python.exists() else sys.executable
-    return [python, str(ROOT / "tools" / "course.py"), "grade", aid, "--student", student, "--regrade"]
+    command = [python, str(ROOT / "tools" / "course.py"), "grade", aid]
+    for student in students:
+        command += ["--student", student]
+    return command + ["--regrade" if regrade else "--no-regrade"]
+
+
+def students_to_convert(converter, aid: str) -> list[str]:
+    """The students whose submission of aid nbgrader's converter is about to convert (one pipeline run grades
+    them all: its start, release and export are paid once, not once per student)."""
+    regexp = re.compile(converter._format_source("(?P<assignment_id>.*)", "(?P<student_id>.*)", escape=True))
+    students = []
+    for folder in sorted(getattr(converter, "assignments", {})):
+        match = regexp.match(folder)
+        if match and match.group("assignment_id") == aid:
+            students.append(match.group("student_id"))
+    return students
 
 
 class CourseAutogradeExporter(NotebookExporter):
@@ -83,7 +100,8 @@ class CourseAutogradeExporter(NotebookExporter):
             if converter is not None and hasattr(converter, "log"):
                 converter.log.error(problem)
             raise NbGraderException(problem)
-        self._graded: dict[tuple[str, str], None] = {}
+        # (assignment, student) -> {notebook name: the pipeline's autograded notebook}, once graded
+        self._graded: dict[tuple[str, str], dict[str, str]] = {}
 
     def from_filename(self, filename, resources=None, **kw):
         """(notebook text, resources) of the pipeline's autograded notebook; never runs the submission."""
@@ -95,22 +113,29 @@ class CourseAutogradeExporter(NotebookExporter):
             raise NbGraderException(f"{filename}: not converted by nbgrader's Autograde converter: {HINT}")
         if getattr(self.parent, "_sanitizing", True):
             if (aid, student) not in self._graded:
-                self._grade(aid, student)
-                self._graded[(aid, student)] = None
-            graded = GRADING / "autograded" / student / aid / f"{notebook}.ipynb"
-            if not graded.is_file():
+                students = [s for s in students_to_convert(self.parent, aid) if (aid, s) not in self._graded]
+                if student not in students:
+                    students = [student]
+                self._graded.update({(aid, s): {} for s in students})  # tried once, even when it fails
+                self._grade(aid, students)
+                # kept now: nbgrader empties a student's autograded folder (--force) before converting it
+                for other in students:
+                    folder = GRADING / "autograded" / other / aid
+                    self._graded[(aid, other)] = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.ipynb")}
+            text = self._graded[(aid, student)].get(notebook)
+            if text is None:
                 raise NbGraderException(
-                    f"the course's grader wrote no {graded.relative_to(ROOT)} for {student}: see "
+                    f"the course's grader wrote no {notebook}.ipynb for {student}'s {aid}: see "
                     f"{(GRADING / 'problems.json').relative_to(ROOT)}")
-            return graded.read_text(encoding="utf-8"), resources
+            return text, resources
         # the execute pass: the pipeline's notebook, which nbgrader has just written, as it is
         return pathlib.Path(filename).read_text(encoding="utf-8"), resources
 
-    def _grade(self, aid: str, student: str) -> None:
+    def _grade(self, aid: str, students: list[str]) -> None:
         log = self.parent.log
-        command = pipeline_command(aid, student)
-        log.info("Grading %s's %s with the course's pipeline (intake, sandbox, verifier): %s",
-                 student, aid, " ".join(command))
+        command = pipeline_command(aid, students, regrade=bool(getattr(self.parent, "force", True)))
+        log.info("Grading %s of %s with the course's pipeline (intake, sandbox, verifier): %s",
+                 ", ".join(students), aid, " ".join(command))
         env = {**os.environ, ROUTED_VARIABLE: "1", "NBGRADER_DB_URL": self.parent.coursedir.db_url}
         done = subprocess.run(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, errors="replace")
@@ -121,5 +146,5 @@ class CourseAutogradeExporter(NotebookExporter):
             if line.strip():
                 log.warning("%s", line)
         if done.returncode != 0:
-            raise NbGraderException(f"the course's pipeline failed for {student}'s {aid} (exit status "
+            raise NbGraderException(f"the course's pipeline failed for {aid} of {', '.join(students)} (exit status "
                                     f"{done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
