@@ -39,7 +39,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -48,6 +47,7 @@ import pytest
 from process_helpers import live_processes
 
 from tools import course
+from utils.grading import sandbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -238,7 +238,7 @@ def graded(tmp_path_factory):
     g.repo_before = _hashes(ROOT, SKIPPED_DIRS)
     g.submitted_before = _hashes(g.state / "submitted")
     g.processes_before = _sandbox_processes()
-    g.scratch_before = {p.name for p in pathlib.Path(tempfile.gettempdir()).iterdir()}
+    g.scratch_before = {p.name for p in pathlib.Path(sandbox.scratch_parent()).iterdir()}
     sentinel = pathlib.Path(EXPECTED["unpickle_sentinel"])
     sentinel.unlink(missing_ok=True)
     g.listener = Listener()
@@ -513,7 +513,7 @@ def test_student_code_has_no_network(regraded):
 def test_no_scratch_folder_is_left_behind(regraded):
     """Every submission's scratch folder (tools.autograde: a new temporary folder) is removed, failed ones too."""
     ours = re.compile(r"(cnng-|cnn-grade-a1_numpy_convolution-)c\d\d")
-    left = [p.name for p in pathlib.Path(tempfile.gettempdir()).iterdir()
+    left = [p.name for p in pathlib.Path(sandbox.scratch_parent()).iterdir()
             if ours.match(p.name) and p.name not in regraded.scratch_before]
     assert left == []
 

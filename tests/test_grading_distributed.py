@@ -42,7 +42,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 import nbformat
@@ -50,6 +49,7 @@ import pytest
 from process_helpers import live_processes
 
 from tools import distributed_grading
+from utils.grading import sandbox
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 AID = "a1_numpy_convolution"
@@ -278,7 +278,7 @@ def ours() -> dict[int, str]:
 
 
 def scratch_folders() -> set[str]:
-    return {p.name for p in pathlib.Path(tempfile.gettempdir()).glob(f"cnng-{TAG}*")}
+    return {p.name for p in pathlib.Path(sandbox.scratch_parent()).glob(f"cnng-{TAG}*")}
 
 
 def gradebook_rows(state: pathlib.Path) -> dict:
