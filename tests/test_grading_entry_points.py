@@ -132,7 +132,8 @@ def check_graded(course: pathlib.Path, before: dict[str, str], students: tuple[s
 def run(command: list[str], course: pathlib.Path, env: dict[str, str], timeout: float) -> str:
     done = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, f"{command} exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert done.returncode == 0, (
+        f"{command} exited with {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     return done.stdout + done.stderr
 
 
@@ -166,8 +167,8 @@ def test_nbgrader_autograde_refuses_another_layout_before_running_anything(tmp_p
     course, env = private_course(tmp_path_factory, "nbgrader-layout")
     (course / "elsewhere").mkdir()
     shutil.copytree(course / "grading" / "submitted", course / "elsewhere" / "submitted")
-    done = subprocess.run(nbgrader("autograde", AID, "--force", "--CourseDirectory.submitted_directory=elsewhere/submitted"),
-                          cwd=course, env=env, capture_output=True, text=True, timeout=300)
+    command = nbgrader("autograde", AID, "--force", "--CourseDirectory.submitted_directory=elsewhere/submitted")
+    done = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "CourseDirectory.submitted_directory is 'elsewhere/submitted'" in done.stderr
     assert "make grade" in done.stderr

@@ -37,7 +37,6 @@ import pathlib
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import warnings

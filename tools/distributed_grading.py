@@ -55,7 +55,6 @@ import signal
 import socket
 import stat
 import sys
-import tempfile
 import threading
 import time
 import zlib

@@ -47,7 +47,6 @@ import os
 import pathlib
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 
