@@ -93,7 +93,10 @@ Traps met on the machines this was built on:
   library that starts one thread per core may fail on a machine with many
   cores. Pass ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``
   in ``env`` when the limit is small. For a non-root caller the count includes
-  all of that user's other processes.
+  all of that user's other processes (a Jupyter server, the grader's own
+  threads): its limit is that count, read at the start, plus
+  ``Limits.processes`` (a fixed 64 made bubblewrap fail to create its
+  namespaces with EAGAIN for a user running the test suite).
 - ``RLIMIT_AS`` limits address space, not resident memory: CUDA reserves tens
   of GiB of address space, so a GPU child needs a much larger
   ``memory_bytes``; tmpfs pages (the private ``/tmp``) are not counted in it,
@@ -183,7 +186,8 @@ class Limits:
     - memory_bytes: int > 0; RLIMIT_AS (address space) per process.
     - processes: int >= 1; RLIMIT_NPROC (processes and threads of the uid).
       Enforced for a non-root uid only, that is when the sandbox drops to one
-      or the caller is not root.
+      or the caller is not root; a caller that is not root keeps its uid, and
+      its child may then start this many beyond the user's current count.
     - file_bytes: int >= 0; RLIMIT_FSIZE, the largest file the child may write
       (larger writes fail with EFBIG). The private /tmp holds at most
       4 * file_bytes (at least 1 MiB).
@@ -989,6 +993,22 @@ def reach_problem(paths: Iterable[str | os.PathLike]) -> str | None:
     return None
 
 
+def _tasks_of_user(uid: int) -> int:
+    """How many processes and threads whose real uid is uid are alive (what RLIMIT_NPROC counts)."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+            if int(fields[b"Uid"].split()[0]) == uid:
+                count += int(fields[b"Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return count
+
+
 def _shared_writable_dirs() -> list[str]:
     out = []
     for p in _SHARED_WRITABLE:
@@ -1243,8 +1263,13 @@ def _plan(argv, cwd, limits, env, writable_dirs, readable_dirs, hidden_paths, ui
         ["RLIMIT_NOFILE", limits.open_files, limits.open_files],
         ["RLIMIT_CORE", 0, 0],
     ]
-    if uid is not None or not root:
+    if uid is not None:
         rlimits.append(["RLIMIT_NPROC", limits.processes, limits.processes])
+    elif not root:
+        # The caller's own uid: RLIMIT_NPROC counts every process and thread of that user (a Jupyter server,
+        # the grader's own threads), so the child may start ``processes`` more than there are now.
+        nproc = _tasks_of_user(os.getuid()) + limits.processes
+        rlimits.append(["RLIMIT_NPROC", nproc, nproc])
 
     command = list(argv)
     if bwrap:
