@@ -503,9 +503,10 @@ def test_hidden_paths_are_unreadable_and_only_scratch_is_writable(box, mode, mar
     writes = dict(zip(map(str, targets), seen["writes"]))
     assert writes.pop(str(work / "new.txt")) == writes.pop(str(scratch / "new.txt")) == "written"
     if not IS_ROOT and not mode:
-        # no uid change and no read-only root: the caller's own files stay writable
-        writes.pop(str(ROOT / "sandbox-test-must-not-exist"))
-        (ROOT / "sandbox-test-must-not-exist").unlink(missing_ok=True)
+        # no uid change and no read-only root: the caller's own files stay writable (the module docstring)
+        for own in (ROOT / "sandbox-test-must-not-exist", other / "new.txt"):
+            assert writes.pop(str(own)) == "written"
+            own.unlink()
     assert "written" not in writes.values(), writes
     assert not (ROOT / "sandbox-test-must-not-exist").exists() and not (other / "new.txt").exists()
     # the parent still sees everything, unchanged
