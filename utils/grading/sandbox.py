@@ -936,6 +936,8 @@ _OTHER = UID_POOL_START + UID_POOL_SIZE
 
 def scratch_parent() -> str:
     """The temporary directory that scratch_dir() makes its directories in (see there)."""
+    if os.geteuid() != 0:  # the child keeps the caller's uid: whatever the caller reaches will do
+        return os.path.realpath(tempfile.gettempdir())
     tried = []
     for parent in dict.fromkeys((tempfile.gettempdir(), "/tmp")):
         real = os.path.realpath(parent)
@@ -954,11 +956,12 @@ def scratch_dir(prefix: str) -> str:
 
     Input: prefix, str (the name's start). Output: the directory's real path.
 
-    It is made in the temporary directory (``$TMPDIR``) when every user can enter that, else in
-    /tmp (a private ``TMPDIR``, mode 0700, is what many users have): even where no mount namespace
+    As root it is made in the temporary directory (``$TMPDIR``) when every user can enter that, else
+    in /tmp (a private ``TMPDIR``, mode 0700, is what many users have): even where no mount namespace
     can show the sandbox uid a closed directory, it reaches this one. The random name and mode
     0700 keep it private until :func:`run` hands it to the sandbox uid. Raises SandboxError,
-    naming the directories and the fix, when other users can enter neither.
+    naming the directories and the fix, when other users can enter neither. Not root, the child
+    keeps the caller's uid, and ``$TMPDIR`` is used as it is.
     """
     return os.path.realpath(tempfile.mkdtemp(prefix=prefix, dir=scratch_parent()))
 
@@ -1288,6 +1291,11 @@ def _plan(argv, cwd, limits, env, writable_dirs, readable_dirs, hidden_paths, ui
         for w in writable_dirs:
             args += ["--bind", w, w]
         if not launcher_mounts:
+            # readable paths under a private /tmp (the verifier's job folder) are shown through it, read-only
+            private = [c for c in shared if c != "/dev/shm"]
+            for r in readable_dirs:
+                if any(_under(r, c) for c in private) and not any(_under(r, w) for w in writable_dirs):
+                    args += ["--ro-bind", r, r]
             for h in hidden_dests([c for c in shared if c != "/dev/shm"], writable_dirs):
                 if os.path.isdir(h):
                     args += ["--perms", "0555", "--tmpfs", h, "--remount-ro", h]
