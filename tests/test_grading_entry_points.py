@@ -24,17 +24,14 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
 import nbformat
 import pytest
+from lab_helpers import lab_server
 
 from tools import course as course_module
 
@@ -175,50 +172,13 @@ def test_nbgrader_autograde_refuses_another_layout_before_running_anything(tmp_p
     assert not (course / "grading" / "autograded").exists() and not (course / "grading" / "gradebook.db").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def lab_server(course: pathlib.Path, env: dict[str, str]):
-    """`make lab` in course (the README's way to reach formgrader), stopped afterwards; yields its base URL."""
-    port = free_port()
-    args = f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.token={TOKEN}"
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "lab", f"VENV={sys.prefix}", f"LAB_ARGS={args}"],
-        cwd=course, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"make lab exited with {process.returncode}:\n{process.stdout.read()}")
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-                with urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
-            time.sleep(0.5)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def test_formgrader_autograde_api_goes_through_the_pipeline(tmp_path_factory):
     """formgrader's Autograde button posts to /formgrader/api/submission/<assignment>/<student>/autograde."""
     course, env = private_course(tmp_path_factory, "formgrader")
     shutil.rmtree(course / "grading" / "submitted" / "c01_correct")
     before = tree_digest(course)
     run(nbgrader("generate_assignment", AID, "--force"), course, env, timeout=300)
-    with lab_server(course, env) as base:
+    with lab_server(course, env, TOKEN) as base:
         for student in HOSTILE:
             request = urllib.request.Request(f"{base}/formgrader/api/submission/{AID}/{student}/autograde",
                                              data=b"", method="POST", headers={"Authorization": f"token {TOKEN}"})
