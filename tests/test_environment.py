@@ -83,3 +83,14 @@ def test_required_package_is_pinned_and_installed(name, family):
     assert installed.split("+")[0] == pins[name], (
         f"{name} {installed} is installed but {pins[name]} is pinned: run `make setup`"
     )
+
+
+def test_nbformat_does_not_compile_the_iri_grammars_at_import():
+    """jsonschema 4.25+ imports rfc3987-syntax, which builds its Earley parsers at import: 3 s added to every
+    process that reads a notebook (each nbgrader command, each grading worker). The pin keeps it out."""
+    import subprocess
+    import sys
+
+    code = "import sys, nbformat, nbgrader.apps; print('rfc3987_syntax' in sys.modules, 'lark' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
