@@ -514,6 +514,25 @@ def test_hidden_paths_are_unreadable_and_only_scratch_is_writable(box, mode, mar
     assert (other / "gradebook.db").read_text() == "GRADES"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hidden_folder_inside_another_is_hidden_with_it(box, mode, mark):
+    """The grader hides its state folder and the assignment's template inside it: both out of sight, and the
+    child starts (bubblewrap cannot make a mount point inside a folder it has already covered read-only)."""
+    state = box / "state"
+    template = state / "work" / "a1" / "template"
+    template.mkdir(parents=True)
+    (template / "gradebook.db").write_text("TEMPLATE")
+    (state / "gradebook.db").write_text("GRADES")
+    code = "import os, sys\nfor p in sys.argv[1:]:\n    print(p, os.path.exists(p))\n"
+    paths = [state / "gradebook.db", template / "gradebook.db"]
+    res = sbrun(py(code) + [str(p) for p in paths], cwd=box / "work", mode=mode, mark=mark,
+                hidden=[state, template])
+    assert res.status == "ok", res.stderr
+    if "hidden paths" not in res.isolation:
+        pytest.skip(f"this machine cannot hide paths without root: {res.isolation}")
+    assert res.stdout.decode().split() == [str(paths[0]), "False", str(paths[1]), "False"]
+
+
 @needs_root
 @pytest.mark.parametrize("mode", MODES)
 def test_root_only_files_are_unreadable_after_the_uid_change(box, mode, mark):

@@ -1220,7 +1220,9 @@ def _plan(argv, cwd, limits, env, writable_dirs, readable_dirs, hidden_paths, ui
             if covered and not any(_under(h, b) for b in binds):
                 continue  # already out of sight
             dests.append(h)
-        return dests
+        # A path under another hidden folder is out of sight with it; covering it as well would need a mount
+        # point inside that folder's read-only cover (bubblewrap: "Can't mkdir parents ...: Read-only").
+        return [h for h in dests if not any(o != h and os.path.isdir(o) and _under(h, o) for o in dests)]
 
     if root and uid is not None and not launcher_mounts:
         problem = reach_problem(writable_dirs + readable_dirs)
