@@ -241,7 +241,12 @@ def cap_outputs(path: pathlib.Path) -> int:
         total -= size
         cuts += 1
     if cuts:
-        nbformat.write(nb, path)
+        # nbgrader leaves the autograded notebook read-only (0444): root writes into it anyway, another user
+        # cannot, so the capped copy replaces it, with the same mode
+        capped = path.with_name(f".{path.name}.capped")
+        nbformat.write(nb, capped)
+        capped.chmod(path.stat().st_mode & 0o7777)
+        os.replace(capped, path)
     return cuts
 
 
