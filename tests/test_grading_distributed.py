@@ -24,7 +24,7 @@ student's name, so equal notebooks get equal grades, field by field.
 * the GPU resource, and what a payload carries, on an in-process cluster, and a scheduler that cannot import
   the course's code (seconds).
 
-Teardown stops only the processes the test started (their process groups). About 4 minutes on 2 cores.
+Teardown stops only the processes the test started (their process groups). About 9 minutes on 2 cores (.ci/run).
 """
 
 from __future__ import annotations
