@@ -2,7 +2,8 @@
 # the first run installs the pinned environment (requirements.txt + this
 # package, editable); later runs reuse it, and a changed pin file reinstalls.
 #
-#   make test    the full test suite: utils, notebooks (nbval), harness
+#   make test    the full test suite: utils, notebooks (nbval), harness (TEST_WORKERS=N: N processes,
+#                one per core, at most 4, by default; TEST_WORKERS=0: one process)
 #   make lab     JupyterLab at the repository root, nbgrader extensions on
 #   make bench   the convolution benchmark (ratios to PyTorch's F.conv2d)
 #   make lectures  execute lecture notebooks in place (NB=lectures/02_*.ipynb for some)
@@ -22,6 +23,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# one per core, at most 4: each worker may grade a class (a few GiB of memory at its peak)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 LAB_ARGS ?=
 NB ?=
 A ?=
@@ -53,8 +56,10 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 	@echo "Environment ready: $$($(PY) --version), torch $$($(PY) -c 'import importlib.metadata as m; print(m.version("torch"))'), tensorflow-cpu $$($(PY) -c 'import importlib.metadata as m; print(m.version("tensorflow-cpu"))')"
 
+# pytest-xdist: TEST_WORKERS processes, each test file on one worker (a file's module fixtures,
+# such as a graded class, are made once). TEST_WORKERS=0 runs everything in this process.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # Jupyter refuses to run as root without --allow-root; only pass it then.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
