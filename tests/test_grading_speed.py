@@ -1,4 +1,5 @@
-"""utils.grading.speed: what the CPU speed checks count is CPU time, exact to the microsecond."""
+"""utils.grading.speed: what the CPU speed checks count is CPU time, exact to the microsecond; a timed call
+(train_digits) costs the smaller of its wall-clock and CPU time."""
 
 from __future__ import annotations
 
@@ -42,3 +43,31 @@ def test_the_cpu_clock_is_exact_under_a_cpu_time_limit():
     deltas = json.loads(done.stdout)
     assert len(deltas) == 20 and all(1e-4 < d < 2e-3 for d in deltas), deltas
     assert resource.getrlimit(resource.RLIMIT_CPU)[0] != 600  # the limit stayed in the child
+
+
+def spin(seconds: float) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        pass
+
+
+def test_a_timed_call_is_charged_its_work_not_its_waiting():
+    _, waited = speed.timed_call(time.sleep, 0.3)
+    _, worked = speed.timed_call(spin, 0.3)
+    assert waited < 0.05 and 0.29 < worked < 0.6, (waited, worked)
+
+
+def test_a_call_on_two_threads_is_charged_no_more_than_its_wall_clock():
+    """Two threads of PyTorch work use up to twice their wall-clock time in CPU time: the wall clock counts."""
+    x = torch.randn(600, 600)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        start = speed.started()
+        for _ in range(60):
+            x @ x
+        charged = speed.seconds_since(start)
+        wall, cpu = time.perf_counter() - start[0], speed._cpu_seconds() - start[1]
+    finally:
+        torch.set_num_threads(threads)
+    assert 0 < charged <= min(wall, cpu), (charged, wall, cpu)

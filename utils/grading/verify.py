@@ -235,7 +235,8 @@ class Verifier:
             for name in self._names():
                 namespace[name] = self._recorder(name, self._reference[name], made)
             try:
-                with speed.answered_by(self._speed_recorder(made)):
+                # the reference's own duration is not the student's: a busy machine must not fail the recording
+                with speed.answered_by(self._speed_recorder(made), seconds=lambda function: 0.0):
                     _exec_quietly(code, namespace, f"<test {gid}>")
             except Exception as error:
                 raise RuntimeError(f"the instructor's solution fails its own test {gid}: {error}") from error
