@@ -26,35 +26,35 @@ def test_time_spent_waiting_is_not_charged_on_the_cpu():
 
 def test_the_cpu_clock_is_exact_under_a_cpu_time_limit():
     """The sandbox sets RLIMIT_CPU, under which time.process_time only moves in scheduler ticks (4 ms on
-    this kernel): the speed checks' clock still measures each 0.2-ms call, none as 0 or as a whole tick."""
+    this kernel): the speed checks' clock still measures each call of about 0.3 ms, none as 0 or as a tick."""
     code = (
-        "import json, resource, time\n"
+        "import json, resource\n"
         "resource.setrlimit(resource.RLIMIT_CPU, (600, 600))\n"
         "from utils.grading import speed\n"
         "deltas = []\n"
         "for _ in range(20):\n"
-        "    before, start = speed._cpu_seconds(), time.perf_counter()\n"
-        "    while time.perf_counter() - start < 2e-4:\n"
-        "        pass\n"
+        "    before = speed._cpu_seconds()\n"
+        "    sum(range(20_000))\n"
         "    deltas.append(speed._cpu_seconds() - before)\n"
         "print(json.dumps(deltas))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     deltas = json.loads(done.stdout)
-    assert len(deltas) == 20 and all(1e-4 < d < 2e-3 for d in deltas), deltas
+    assert len(deltas) == 20 and all(5e-5 < d < 3e-3 for d in deltas), deltas
     assert resource.getrlimit(resource.RLIMIT_CPU)[0] != 600  # the limit stayed in the child
 
 
 def spin(seconds: float) -> None:
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    """Work until this process has used ``seconds`` of CPU time (however long a busy machine makes that)."""
+    start = speed._cpu_seconds()
+    while speed._cpu_seconds() - start < seconds:
         pass
 
 
 def test_a_timed_call_is_charged_its_work_not_its_waiting():
     _, waited = speed.timed_call(time.sleep, 0.3)
     _, worked = speed.timed_call(spin, 0.3)
-    assert waited < 0.05 and 0.29 < worked < 0.6, (waited, worked)
+    assert waited < 0.05 and 0.3 <= worked < 0.35, (waited, worked)
 
 
 def test_a_call_on_two_threads_is_charged_no_more_than_its_wall_clock():
