@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -61,6 +62,97 @@ def test_lecture_outputs_hold_no_error_or_warning(path):
                 assert "Warning" not in text and "WARNING" not in text, (
                     f"{path.name} code cell {index}: warning in output: {text[:200]}"
                 )
+
+
+# tqdm's text form: "desc:  42%|####      | 5/12 [...]"
+PROGRESS_BAR = re.compile(r"(\d+)%\|[^|]*\|\s*(\d+)/(\d+)")
+# the plain-text forms of ipywidgets objects (what GitHub shows for a widget saved without a fallback)
+WIDGET_REPR = re.compile(r"^(interactive|HBox|VBox|Box|IntSlider|FloatSlider|Dropdown|Output|Button|Tab|"
+                         r"Accordion|Checkbox|ToggleButtons|Play|Label|HTML|Text|IntProgress|FloatProgress)\(")
+
+
+def _visible(mime: str, value) -> bool:
+    """Whether a renderer shows something for this part of an output (a widget's view needs a kernel)."""
+    if mime == "application/vnd.jupyter.widget-view+json":
+        return False
+    text = "".join(value) if isinstance(value, list) else value
+    if not isinstance(text, str):
+        return bool(text)
+    if mime == "text/html":
+        text = re.sub(r"<[^>]+>", "", text)
+    return bool(text.strip())
+
+
+def debris(cells: list[dict]) -> list[str]:
+    """What a reader without a kernel would see that is not a result: one line per finding.
+
+    A progress bar saved unfinished, a widget's raw plain-text form, anything on stderr, an output with
+    nothing to show (no data, blank text, HTML without text such as an empty ``<pre></pre>`` box).
+    """
+    found = []
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            kind = output["output_type"]
+            if kind == "stream":
+                if output.get("name") == "stderr":
+                    found.append(f"code cell {index}: stderr output: {''.join(output.get('text', ''))[:80]!r}")
+                continue
+            if kind not in ("display_data", "execute_result"):
+                continue
+            data = output.get("data", {})
+            plain = "".join(data.get("text/plain", ""))
+            if not any(_visible(mime, value) for mime, value in data.items()):
+                found.append(f"code cell {index}: an output with nothing to show ({sorted(data)})")
+                continue
+            bar = PROGRESS_BAR.search(plain)
+            if bar and bar.group(2) != bar.group(3):
+                found.append(f"code cell {index}: a progress bar saved unfinished: {plain[:80]!r}")
+            if WIDGET_REPR.match(plain):
+                found.append(f"code cell {index}: a widget saved as its raw repr: {plain[:80]!r}")
+    return found
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=ids(LECTURES))
+def test_lecture_outputs_hold_no_debris(path):
+    assert debris(code_cells(path)) == [], path.name
+
+
+def _output(kind: str, **fields) -> dict:
+    return {"output_type": kind, **fields}
+
+
+@pytest.mark.parametrize("output, finding", [
+    (_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "1"},
+                                   "text/plain": "PyTorch:   0%|          | 0/12 [00:00<?, ?epoch/s]"}),
+     "a progress bar saved unfinished"),
+    (_output("display_data", data={"text/plain": "runs:  50%|#####     | 3/6 [00:30<00:30, 10.0s/run]"}),
+     "a progress bar saved unfinished"),
+    (_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "2"},
+                                   "text/plain": "interactive(children=(IntSlider(value=7, description='n'),))"}),
+     "a widget saved as its raw repr"),
+    (_output("stream", name="stderr", text="some library's notice\n"), "stderr output"),
+    (_output("display_data", data={"text/plain": ""}), "an output with nothing to show"),
+    (_output("display_data", data={"text/html": "<pre style=\"white-space:pre\"></pre>\n", "text/plain": ""}),
+     "an output with nothing to show"),
+    (_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "3"}}),
+     "an output with nothing to show"),
+])
+def test_debris_check_finds_each_kind(output, finding):
+    cells = [{"cell_type": "code", "source": "x", "outputs": [output]}]
+    [line] = debris(cells)
+    assert line.startswith(f"code cell 0: {finding}"), line
+
+
+def test_debris_check_passes_finished_bars_and_widgets_with_a_fallback():
+    cells = [{"cell_type": "code", "source": "x", "outputs": [
+        _output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "1"},
+                                      "text/plain": "PyTorch: 100%|##########| 12/12 [00:25<00:00, 2.1s/epoch]"}),
+        _output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "2"},
+                                      "text/plain": "[sliders for explore(n, f): run this notebook in Jupyter]"}),
+        _output("stream", name="stdout", text="accuracy 98.5%\n"),
+        _output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480>"}),
+    ]}]
+    assert debris(cells) == []
 
 
 COLAB = "https://colab.research.google.com/github/cnn-course/cnn-course/blob/main/"
