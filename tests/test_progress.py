@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import pathlib
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from kernel_helpers import execute_cells
 
 from utils import progress
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def run_cells(*sources: str) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    return nb
 
 
 def bar_texts(cell) -> list[str]:
@@ -26,7 +15,7 @@ def bar_texts(cell) -> list[str]:
 
 @pytest.fixture(scope="module")
 def executed():
-    return run_cells(
+    return execute_cells(
         "from utils import progress",
         "for _ in progress.bar(range(3), desc='loop', unit='epoch'):\n    pass",
         "b = progress.bar(range(4), desc='manual', unit='run')\n"

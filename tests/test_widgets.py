@@ -3,24 +3,19 @@
 
 from __future__ import annotations
 
-import pathlib
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from kernel_helpers import execute_cells
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
 def outputs():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    nb = execute_cells(
         "from utils import widgets\n"
         "def area(h, w):\n"
         "    print(f'{h} x {w} = {h * w}')\n"
-        "widgets.explore(area, h=widgets.int_slider(3, 1, 9, 'h'), w=widgets.int_slider(4, 1, 9, 'w'))")])
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+        "widgets.explore(area, h=widgets.int_slider(3, 1, 9, 'h'), w=widgets.int_slider(4, 1, 9, 'w'))")
     return nb.cells[0].outputs
 
 
