@@ -11,6 +11,7 @@ console bar.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 __all__ = ["bar"]
@@ -38,32 +39,28 @@ def bar(iterable=None, **kwargs):
     return _notebook_bar()(iterable, **kwargs)
 
 
-_BAR_CLASS = None
-
-
+@functools.cache
 def _notebook_bar():
-    global _BAR_CLASS
-    if _BAR_CLASS is None:
-        from IPython.display import display, update_display
-        from tqdm.notebook import tqdm as notebook_tqdm
+    from IPython.display import display, update_display
+    from tqdm.notebook import tqdm as notebook_tqdm
 
-        class NotebookBar(notebook_tqdm):
-            """tqdm's widget bar, displayed under a display id that is updated when the bar closes."""
+    class NotebookBar(notebook_tqdm):
+        """tqdm's widget bar, displayed under a display id that is updated when the bar closes."""
 
-            def __init__(self, *args, **kwargs):
-                kwargs["display"] = False
-                super().__init__(*args, **kwargs)
-                self._display_id = uuid.uuid4().hex
-                if not self.disable:
-                    display(self.container, display_id=self._display_id)
-                    self.displayed = True
+        def __init__(self, *args, **kwargs):
+            kwargs["display"] = False
+            super().__init__(*args, **kwargs)
+            self._display_id = uuid.uuid4().hex
+            if not self.disable:
+                display(self.container, display_id=self._display_id)
+                self.displayed = True
 
-            def close(self):
-                if self.disable or getattr(self, "_final_shown", False):
-                    return super().close()
-                super().close()
+        def close(self):
+            # tqdm's close() disables the bar, and may run twice: decide before it
+            update = not self.disable and not getattr(self, "_final_shown", False)
+            super().close()
+            if update:
                 self._final_shown = True
                 update_display(self.container, display_id=self._display_id)
 
-        _BAR_CLASS = NotebookBar
-    return _BAR_CLASS
+    return NotebookBar
