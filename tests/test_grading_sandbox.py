@@ -730,12 +730,42 @@ code = (
 )
 res = sb.run([sys.executable, "-c", code], cwd=work, env=env, hidden=[secret], bubblewrap=use_bwrap,
              new_pid_namespace=False)
+# a neighbour of the same uid (another grading worker) starts 200 threads after the child's limits are set,
+# and only then does the child start its own 20: they must start
+import threading, time
+ready, crowd = os.path.join(work, "ready"), os.path.join(work, "crowd")
+def neighbour():
+    while not os.path.exists(ready):
+        time.sleep(0.01)
+    done = threading.Event()
+    threads = [threading.Thread(target=done.wait) for _ in range(200)]
+    for t in threads:
+        t.start()
+    open(crowd, "w").close()
+    time.sleep(3)
+    done.set()
+threading.Thread(target=neighbour).start()
+burst_code = (
+    "import os, threading, time\n"
+    f"open({ready!r}, 'w').close()\n"
+    f"while not os.path.exists({crowd!r}):\n"
+    "    time.sleep(0.01)\n"
+    "done = threading.Event()\n"
+    "threads = [threading.Thread(target=done.wait) for _ in range(20)]\n"
+    "for t in threads:\n"
+    "    t.start()\n"
+    "done.set()\n"
+    "print('threads started')\n"
+)
+burst = sb.run([sys.executable, "-c", burst_code], cwd=work, env=env, bubblewrap=use_bwrap,
+               limits=sb.Limits(wall_seconds=10, processes=30))
 bomb_code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
 bomb = sb.run([sys.executable, "-c", bomb_code], cwd=work, env=env, bubblewrap=use_bwrap,
               limits=sb.Limits(wall_seconds=1, processes=30))
 print(json.dumps({"uid": os.getuid(), "status": res.status, "stdout": res.stdout.decode(),
                   "stderr": res.stderr.decode(), "isolation": res.isolation, "leftover": res.leftover_killed,
-                  "bomb": [bomb.status, bomb.leftover_killed]}))
+                  "bomb": [bomb.status, bomb.leftover_killed],
+                  "burst": [burst.status, burst.stdout.decode(), burst.stderr.decode()[-300:]]}))
 """
 
 
@@ -768,6 +798,7 @@ def test_a_non_root_caller_gets_rlimits_and_what_user_namespaces_allow(tmp_path,
         assert out["uid"] == uid and out["status"] == "ok", out
         assert out["stdout"].split("\n")[2] == str(uid)  # no uid change without root
         assert out["leftover"] == 1 and out["bomb"][0] == "timeout" and out["bomb"][1] >= 1
+        assert out["burst"][:2] == ["ok", "threads started\n"], out["burst"]
         assert "rlimits" in out["isolation"] and not any(i.startswith("uid ") for i in out["isolation"])
         if "no network" in out["isolation"]:
             assert out["stdout"].split("\n")[0] == "no network"

@@ -96,7 +96,9 @@ Traps met on the machines this was built on:
   all of that user's other processes (a Jupyter server, the grader's own
   threads): its limit is that count, read at the start, plus
   ``Limits.processes`` (a fixed 64 made bubblewrap fail to create its
-  namespaces with EAGAIN for a user running the test suite).
+  namespaces with EAGAIN for a user running the test suite), plus
+  ``SHARED_UID_HEADROOM`` for the threads that user's other processes start
+  while the child runs (a second grading worker's TensorFlow).
 - ``RLIMIT_AS`` limits address space, not resident memory: CUDA reserves tens
   of GiB of address space, so a GPU child needs a much larger
   ``memory_bytes``; tmpfs pages (the private ``/tmp``) are not counted in it,
@@ -996,6 +998,15 @@ def reach_problem(paths: Iterable[str | os.PathLike]) -> str | None:
     return None
 
 
+# A non-root caller cannot give its child a thread budget of its own: RLIMIT_NPROC counts every task of the
+# uid, and the caller's other processes (a second grading worker whose TensorFlow starts dozens of threads, a
+# Jupyter server) keep starting threads while the child runs. Without this headroom the child's own thread
+# pools failed as soon as a neighbour grew (TensorFlow aborted with SIGABRT). A fork bomb stays bounded, by
+# this limit and by the wall-clock limit whose kill takes its processes (measured: a bomb of 256 + 30 was swept in
+# 2.5 s; with 1024 the sweep, which has no PID namespace to end here, did not catch up within a minute).
+SHARED_UID_HEADROOM = 256
+
+
 def _tasks_of_user(uid: int) -> int:
     """How many processes and threads whose real uid is uid are alive (what RLIMIT_NPROC counts)."""
     count = 0
@@ -1272,8 +1283,9 @@ def _plan(argv, cwd, limits, env, writable_dirs, readable_dirs, hidden_paths, ui
         rlimits.append(["RLIMIT_NPROC", limits.processes, limits.processes])
     elif not root:
         # The caller's own uid: RLIMIT_NPROC counts every process and thread of that user (a Jupyter server,
-        # the grader's own threads), so the child may start ``processes`` more than there are now.
-        nproc = _tasks_of_user(os.getuid()) + limits.processes
+        # the grader's own threads), so the child may start ``processes`` more than there are now, plus
+        # SHARED_UID_HEADROOM for what that user's other processes start while the child runs.
+        nproc = _tasks_of_user(os.getuid()) + limits.processes + SHARED_UID_HEADROOM
         rlimits.append(["RLIMIT_NPROC", nproc, nproc])
 
     command = list(argv)
