@@ -535,7 +535,7 @@ def test_a_record_that_does_not_answer_its_payload_is_refused():
 
 
 def test_a_scheduler_without_the_courses_code_is_refused_at_once(tmp_path):
-    """The scheduler unpickles the tasks: one started without the checkout on its path is named, not one error per submission."""
+    """The scheduler unpickles the tasks: one started without the checkout on its path is named, once."""
     processes = Processes(tmp_path / "logs")
     port = free_port()
     env = {k: v for k, v in base_env().items() if k != "PYTHONPATH"}
