@@ -1,4 +1,4 @@
-"""utils.training: batched prediction, classifier evaluation, mask metrics and the Dice loss."""
+"""utils.training: batched prediction, classifier evaluation and its Wilson interval, mask metrics and the Dice loss."""
 
 from __future__ import annotations
 
@@ -129,3 +129,33 @@ def test_soft_dice_loss_is_zero_for_a_perfect_mask_and_has_gradients():
 def test_soft_dice_loss_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         training.soft_dice_loss(torch.zeros(1, 4), torch.zeros(1, 5))
+
+
+# ---------------------------------------------------------------------------
+# wilson_interval: reference values from scipy.stats.binomtest(k, n).proportion_ci(method="wilson")
+
+
+@pytest.mark.parametrize("correct, n, low, high", [
+    (0, 10, 0.0, 0.27753279986288926),
+    (99, 100, 0.9455138038212946, 0.9982325679358593),
+    (1800, 2000, 0.8860755875933476, 0.9123907745816503),
+    (1980, 2000, 0.984604061540925, 0.9935172321234474),
+])
+def test_wilson_interval_matches_scipy(correct, n, low, high):
+    assert training.wilson_interval(correct, n) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_wilson_interval_stays_in_the_unit_interval_at_all_right():
+    low, high = training.wilson_interval(10, 10)
+    assert (low, high) == pytest.approx((1 - 0.27753279986288926, 1.0), abs=1e-12)
+
+
+@pytest.mark.parametrize("correct, n, message", [
+    (11, 10, "correct must be an int between 0 and n=10"),
+    (-1, 10, "correct must be an int between 0 and n=10"),
+    (0.5, 10, "correct must be an int between 0 and n=10"),
+    (1, 0, "n"),
+])
+def test_wilson_interval_refuses_impossible_counts(correct, n, message):
+    with pytest.raises(ValueError, match=message):
+        training.wilson_interval(correct, n)

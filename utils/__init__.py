@@ -16,7 +16,7 @@ Modules (one concept each):
 - ``viz``:     image grids, kernels, feature maps, curves, boxes, masks.
 - ``grading``: the checks students and the autograder share.
 - ``models``:  classic architectures (LeNet-5 ... ResNet, U-Net) in PyTorch and Keras.
-- ``training``: batched prediction, accuracy, Dice and IoU of masks, the Dice loss.
+- ``training``: batched prediction, accuracy and its Wilson interval, Dice and IoU of masks, the Dice loss.
 """
 
 from __future__ import annotations

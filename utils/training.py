@@ -17,7 +17,7 @@ import numpy as np
 
 from ._validate import positive_int
 
-__all__ = ["predict", "evaluate", "dice_score", "mask_iou", "soft_dice_loss"]
+__all__ = ["predict", "evaluate", "wilson_interval", "dice_score", "mask_iou", "soft_dice_loss"]
 
 
 def _model_device(model):
@@ -72,6 +72,26 @@ def evaluate(model, x, y, batch_size=1000):
     loss = F.cross_entropy(logits.float(), y).item()
     accuracy = (logits.argmax(1) == y).double().mean().item()
     return loss, accuracy
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: P(-Z95 < Z < Z95) = 0.95
+
+
+def wilson_interval(correct, n, z=Z95):
+    """The Wilson score interval of an accuracy ``correct / n`` (Wilson 1927).
+
+    - correct: int, 0 <= correct <= n; n: int >= 1 (e.g. right answers among n test images).
+    - z: the normal quantile; the default, ``Z95`` (about 1.96), gives a 95% interval.
+    - returns: ``(low, high)``, two floats in [0, 1]. Unlike p +- z*sqrt(p(1-p)/n) it stays inside [0, 1]
+      and does not collapse to a point at 0 or n correct answers.
+    """
+    n = positive_int(n, "n")
+    if isinstance(correct, bool) or not isinstance(correct, (int, np.integer)) or not 0 <= correct <= n:
+        raise ValueError(f"correct must be an int between 0 and n={n}, got {correct!r}")
+    p = correct / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
 def _binary_masks(pred, target, threshold):
