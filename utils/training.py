@@ -5,6 +5,7 @@ what every notebook would otherwise rewrite lives here:
 
 - :func:`predict`: a PyTorch model's outputs on a large tensor, in batches, without gradients.
 - :func:`evaluate`: mean softmax cross-entropy and accuracy of a classifier.
+- :func:`wilson_interval`: the 95% interval of an accuracy measured on n examples.
 - :func:`dice_score`, :func:`mask_iou`: overlap of predicted and true segmentation masks.
 - :func:`soft_dice_loss`: the differentiable Dice loss used to train a U-Net.
 
