@@ -1,7 +1,8 @@
 """Committed notebooks follow the course conventions (read as JSON; no kernel started).
 
-Lectures are committed executed, small, and free of stored errors and warnings;
-student assignments are committed clean.
+Lectures are committed executed, small, and free of stored errors, warnings and debris, and their prose
+states only key figures (percentages, counts, metrics) that one of their code cells printed; student
+assignments are committed clean.
 """
 
 from __future__ import annotations
@@ -255,3 +256,91 @@ def test_assignment_is_committed_clean(path):
         assert not cell.get("outputs") and cell.get("execution_count") is None, (
             f"{path.name} code cell {index} has outputs: student notebooks are committed clean"
         )
+
+
+# Key figures in prose: a percentage, a count with thousands separators, a decimal after a metric's name.
+# Each must be printed by a code cell of the same notebook (math and inline code are not prose).
+_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?%")
+_COUNT = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+)(?![\d,]*\d)")
+_METRIC = re.compile(r"\b(?:accuracy|Dice|IoU|loss|error rate)\b[^.\n$]{0,40}?(?<![\w.])(\d*\.\d+)(?![\w.]\d|\d|\s?%)",
+                     re.IGNORECASE)
+_NOT_PROSE = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`\n]*`|<[^>\n]*>", re.DOTALL)
+
+
+def _printed_text(cells: list[dict]) -> str:
+    """Everything the code cells show as text: streams and the text forms of rich outputs."""
+    found = []
+    for cell in cells:
+        for output in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            if "text" in output:
+                found.append("".join(output["text"]))
+            for mime, value in output.get("data", {}).items():
+                if mime.startswith("text/"):
+                    found.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(found)
+
+
+def _spellings(kind: str, figure: str) -> set[str]:
+    """How a code cell may print the figure: 61,706 as 61706 or 61_706; 97.3% as 0.973."""
+    digits = figure.replace(",", "")
+    spellings = {figure, digits}
+    if kind == "count":
+        spellings |= {f"{int(digits):,}", f"{int(digits):_}"}
+    if kind == "percentage":
+        decimals = len(digits.split(".")[1]) if "." in digits else 0
+        spellings.add(f"{float(digits) / 100:.{decimals + 2}f}")
+    return spellings
+
+
+def unprinted_figures(cells: list[dict]) -> list[str]:
+    """Key figures of the markdown cells that no code cell printed: one line per finding."""
+    printed = _printed_text(cells)
+    found = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        prose = _NOT_PROSE.sub(" ", "".join(cell["source"]))
+        figures = [("percentage", m.group(1)) for m in _PERCENT.finditer(prose)]
+        figures += [("count", m.group(1)) for m in _COUNT.finditer(prose)]
+        figures += [("metric", m.group(1)) for m in _METRIC.finditer(prose)]
+        for kind, figure in figures:
+            if not any(re.search(rf"(?<!\d){re.escape(s)}(?!\d)", printed) for s in _spellings(kind, figure)):
+                found.append(f"cell {index}: the {kind} {figure} is printed by no code cell")
+    return found
+
+
+# Figures of lecture 08 that issue #16 has still to print or remove (its rework was in progress when this
+# check was added); nothing may join them, and each is deleted from here once the lecture prints it.
+NOT_YET_PRINTED = {
+    "08_classic_architectures.ipynb": {"the count 1,280", "the count 2,000", "the count 10,000",
+                                       "the count 11,400", "the count 84,700"},
+}
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=ids(LECTURES))
+def test_lecture_prose_states_only_printed_figures(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    allowed = NOT_YET_PRINTED.get(path.name, set())
+    found = [f for f in unprinted_figures(cells) if f.split(": ", 1)[1].removesuffix(" is printed by no code cell")
+             not in allowed]
+    assert found == [], path.name
+
+
+def _markdown(text: str) -> dict:
+    return {"cell_type": "markdown", "source": text}
+
+
+def _printing(text: str) -> dict:
+    return {"cell_type": "code", "source": "print(...)", "outputs": [_output("stream", name="stdout", text=text)]}
+
+
+@pytest.mark.parametrize("prose, printed, finding", [
+    ("The network reaches 99.0% on the test set.", "test accuracy 98.62%\n", "the percentage 99.0"),
+    ("LeNet-5 has 61,706 parameters.", "total 60,850\n", "the count 61,706"),
+    ("It reaches a Dice of 0.91 on the test masks.", "Dice 0.87\n", "the metric 0.91"),
+    ("Accuracy: 97.3% here, 61,706 weights.", "accuracy 0.973, 61706 weights\n", None),
+    ("The kernel is $3 \\times 3$, `Dense(1,024)`, <img width=\"1,200\"> and $50\\%$ or $$1,024$$.", "", None),
+])
+def test_figure_check_finds_each_unprinted_kind(prose, printed, finding):
+    found = unprinted_figures([_markdown(prose), _printing(printed)])
+    assert found == ([f"cell 0: {finding} is printed by no code cell"] if finding else []), found
