@@ -309,21 +309,10 @@ def unprinted_figures(cells: list[dict]) -> list[str]:
     return found
 
 
-# Figures of lecture 08 that issue #16 has still to print or remove (its rework was in progress when this
-# check was added); nothing may join them, and each is deleted from here once the lecture prints it.
-NOT_YET_PRINTED = {
-    "08_classic_architectures.ipynb": {"the count 1,280", "the count 2,000", "the count 10,000",
-                                       "the count 11,400", "the count 84,700"},
-}
-
-
 @pytest.mark.parametrize("path", LECTURES, ids=ids(LECTURES))
 def test_lecture_prose_states_only_printed_figures(path):
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    allowed = NOT_YET_PRINTED.get(path.name, set())
-    found = [f for f in unprinted_figures(cells) if f.split(": ", 1)[1].removesuffix(" is printed by no code cell")
-             not in allowed]
-    assert found == [], path.name
+    assert unprinted_figures(cells) == [], path.name
 
 
 def _markdown(text: str) -> dict:
